@@ -1,0 +1,21 @@
+# Two commands on a fresh machine (each creates or reuses .venv and installs what it needs):
+#   make line   -- the whole line on a bundled real data set, with the embedded defaults
+#   make test   -- every test: notebooks in sync and clean, nbdev_test, pytest
+.PHONY: line test test-fast lab export clean-nbs bench wheel
+
+line:
+	bash tools/bootstrap.sh
+	.venv/bin/assembly-line demo
+
+test:
+	bash tools/test.sh
+
+test-fast:
+	FAST=1 bash tools/test.sh -x -q -m "not slow"
+
+lab:
+	bash tools/bootstrap.sh
+	.venv/bin/jupyter lab nbs/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+export:
+	.venv/bin/nbdev_export && .venv/bin/nbdev_clean

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): fails if any part fails.
+#   1. bootstrap .venv (editable install with everything tests need)
+#   2. the exported library is in sync with the notebooks, and the notebooks are clean
+#   3. nbdev_test over nbs/ (slow cells included; FAST=1 skips them)
+#   4. pytest over tests/ (ends on pytest's summary line)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/bootstrap.sh
+bash tools/system_deps.sh
+. .venv/bin/activate
+export PYTHONHASHSEED=0 MPLBACKEND=Agg OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+echo "== 1/3 library in sync with notebooks, notebooks clean"
+snap() { find assembly_line nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; }
+before=$(snap)
+nbdev_export
+nbdev_clean
+after=$(snap)
+if [ "$before" != "$after" ]; then
+  echo "FAILED: nbdev_export/nbdev_clean changed these files (export or clean the notebooks and commit):"
+  diff <(echo "$before") <(echo "$after") | grep '^[<>]' | awk '{print "   " $3}' | sort -u
+  exit 1
+fi
+echo "in sync"
+
+echo "== 2/3 nbdev_test over nbs/"
+flags="slow"; [ "${FAST:-0}" = "1" ] && flags=""
+nbdev_test --path nbs --flags "$flags" --timing --n_workers 2
+
+echo "== 3/3 pytest over tests/"
+pytest tests "$@"
