@@ -1,0 +1,262 @@
+"Contracts, round trips, a real SQLite database and every bad-input case of `assembly_line.data`."
+import gzip, json, sqlite3
+import numpy as np, pandas as pd, pytest
+from assembly_line.core import Role, TaskKind, DataError, TargetError, SchemaError, ConfigError, NotFittedError
+from assembly_line.datasets import load_example
+from assembly_line.data import (load_table, infer_schema, Schema, ColumnSchema, ValidationResult, Cleaner, clean,
+                                CleanResult, holdout_split, cv_folds, profile, DataProfile, parse_numbers)
+
+@pytest.fixture(scope='module')
+def penguins(): return load_example('penguins')
+
+@pytest.fixture(scope='module')
+def titanic(): return load_example('titanic')
+
+# ---- loading -------------------------------------------------------------------------------------
+def test_load_csv_tsv_gz_parquet(tmp_path, penguins):
+    penguins.to_csv(tmp_path/'p.csv', index=False)
+    penguins.to_csv(tmp_path/'p.tsv', sep='\t', index=False)
+    penguins.to_csv(tmp_path/'p.txt', sep=';', index=False)
+    penguins.to_csv(tmp_path/'p.csv.gz', index=False, compression='gzip')
+    penguins.to_parquet(tmp_path/'p.parquet')
+    for f in ['p.csv', 'p.tsv', 'p.txt', 'p.csv.gz', 'p.parquet']:
+        got = load_table(tmp_path/f)
+        pd.testing.assert_frame_equal(got, penguins, check_dtype=False, obj=f)
+
+def test_load_dataframe_is_a_copy(penguins):
+    got = load_table(penguins)
+    got.loc[0, 'island'] = 'changed'
+    assert penguins.loc[0, 'island'] != 'changed'
+
+def test_load_sqlite_table_query_and_url(tmp_path, penguins):
+    db = tmp_path/'p.db'
+    with sqlite3.connect(db) as con: penguins.to_sql('penguins', con, index=False)
+    url = f"sqlite:///{db}"
+    pd.testing.assert_frame_equal(load_table(url, table='penguins'), penguins, check_dtype=False)
+    q = load_table(url, query="select species, count(*) as n from penguins group by species order by species")
+    assert q['n'].tolist() == penguins['species'].value_counts().sort_index().tolist()
+    assert len(load_table(db, table='penguins')) == len(penguins)   # an SQLite file path: the embedded default
+
+def test_missing_sql_table_names_close_tables(tmp_path, penguins):
+    db = tmp_path/'p.db'
+    with sqlite3.connect(db) as con: penguins.to_sql('penguins', con, index=False)
+    with pytest.raises(DataError, match="'pengiuns' does not exist.*penguins") as e: load_table(f"sqlite:///{db}", table='pengiuns')
+    assert e.value.value == 'pengiuns'
+
+def test_bad_sql_query(tmp_path, penguins):
+    db = tmp_path/'p.db'
+    with sqlite3.connect(db) as con: penguins.to_sql('penguins', con, index=False)
+    with pytest.raises(DataError, match='refused'): load_table(f"sqlite:///{db}", query='select nope from penguins')
+
+@pytest.mark.parametrize('url', ['postgresql://user:pw@host:notaport/db', 'nosuchdialect://x/y', 'sqlite:/x.db:://'])
+def test_malformed_url(url):
+    with pytest.raises(ConfigError, match='SQLAlchemy URL') as e: load_table(url, table='t')
+    assert e.value.file == url
+
+def test_nonexistent_file(tmp_path):
+    with pytest.raises(DataError, match='does not exist') as e: load_table(tmp_path/'nope.csv')
+    assert e.value.file.endswith('nope.csv')
+
+def test_empty_file(tmp_path):
+    (tmp_path/'e.csv').write_text('')
+    with pytest.raises(DataError, match='empty'): load_table(tmp_path/'e.csv')
+    (tmp_path/'w.csv').write_text('\n\n  \n')
+    with pytest.raises(DataError, match='empty'): load_table(tmp_path/'w.csv')
+
+def test_header_only_file(tmp_path):
+    (tmp_path/'h.csv').write_text('a,b,c\n')
+    with pytest.raises(DataError, match='header but no data rows') as e: load_table(tmp_path/'h.csv')
+    assert e.value.file.endswith('h.csv')
+
+def test_png_is_not_a_table(tmp_path):
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(1, 1)); fig.savefig(tmp_path/'x.png'); plt.close(fig)
+    (tmp_path/'x.csv').write_bytes((tmp_path/'x.png').read_bytes())   # a misleading name does not help
+    for f in ['x.png', 'x.csv']:
+        with pytest.raises(DataError, match='not a table.*PNG'): load_table(tmp_path/f)
+
+def test_json_is_not_a_table(tmp_path, penguins):
+    penguins.head().to_json(tmp_path/'p.json', orient='records')
+    with pytest.raises(DataError, match='not a table.*JSON'): load_table(tmp_path/'p.json')
+
+def test_ragged_rows_name_the_line(tmp_path):
+    (tmp_path/'r.csv').write_text('a,b,c\n1,2,3\n4,5,6\n7,8,9,10\n')
+    with pytest.raises(DataError, match='line 4 has 4 fields but the header has 3') as e: load_table(tmp_path/'r.csv')
+    assert (e.value.row, e.value.value, e.value.expected) == (4, 4, 3)
+
+# ---- schema --------------------------------------------------------------------------------------
+def test_roles_and_tasks(penguins, titanic):
+    s = infer_schema(penguins, target='species')
+    assert s.task is TaskKind.MULTICLASS and s.classes == ['Adelie', 'Chinstrap', 'Gentoo']
+    assert s.roles['island'] is Role.CATEGORICAL and s.roles['bill_length_mm'] is Role.NUMERIC
+    assert 'species' not in s.features and s.cols('numeric') == ['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'year']
+    t = infer_schema(titanic, target='survived')
+    assert t.task is TaskKind.BINARY and t.classes == [0, 1] and t.roles['name'] is Role.TEXT
+    assert infer_schema(titanic, target='pclass').task is TaskKind.MULTICLASS
+    assert infer_schema(titanic, target='fare').task is TaskKind.REGRESSION
+    assert infer_schema(titanic, target='survived', task='regression').task is TaskKind.REGRESSION
+    c = infer_schema(load_example('cars'), target='Miles_per_Gallon')
+    assert c.task is TaskKind.REGRESSION and c.roles['Year'] is Role.DATETIME and c.classes is None
+
+def test_identifier_constant_boolean_datetime_roles(titanic):
+    df = titanic.assign(passenger_id=range(1, len(titanic)+1), source='train', adult=titanic['age'].ge(18),
+                        booked=pd.Series(pd.date_range('2020-01-01', periods=len(titanic), freq='h')).dt.strftime('%Y-%m-%d %H:%M'))
+    s = infer_schema(df, target='survived')
+    assert s.roles['passenger_id'] is Role.IDENTIFIER and s.roles['source'] is Role.CONSTANT
+    assert s.roles['adult'] is Role.BOOLEAN and s.roles['booked'] is Role.DATETIME
+    assert not {'passenger_id', 'source'} & set(s.features) and set(s.flagged) == {'passenger_id', 'source'}
+
+def test_role_override(penguins):
+    s = infer_schema(penguins, target='species', roles={'year': 'categorical'})
+    assert s.roles['year'] is Role.CATEGORICAL and s['year'].categories == [2007, 2008, 2009]
+    with pytest.raises(ConfigError, match='unknown role'): infer_schema(penguins, roles={'year': 'colour'})
+    with pytest.raises(ConfigError, match='unknown column'): infer_schema(penguins, roles={'yaer': 'numeric'})
+
+def test_schema_json_round_trip_is_exact():
+    for name, target in [('penguins', 'species'), ('titanic', 'survived'), ('cars', 'Miles_per_Gallon')]:
+        s = infer_schema(clean(load_example(name), target=target).df, target=target)
+        js = s.to_json()
+        s2 = Schema.from_json(js)
+        assert s2 == s and s2.to_json() == js and json.loads(js)['task'] == s.task.value
+
+def test_target_missing_lists_close_names(penguins):
+    with pytest.raises(TargetError, match=r"'specie' does not exist.*species") as e: infer_schema(penguins, target='specie')
+    assert e.value.column == 'specie' and 'species' in e.value.expected
+    with pytest.raises(TargetError, match='does not exist'): clean(penguins, target='Species_')
+
+def test_single_class_target(penguins):
+    with pytest.raises(TargetError, match="single value") as e: infer_schema(penguins[penguins.species == 'Adelie'], target='species')
+    assert e.value.value == 'Adelie'
+
+def test_all_missing_column_flagged_and_all_missing_target(penguins):
+    df = penguins.assign(notes=np.nan)
+    s = infer_schema(df, target='species')
+    assert s.roles['notes'] is Role.CONSTANT and 'notes' not in s.features and 'all values missing' in s.flagged['notes']
+    r = clean(df, target='species')
+    assert r.report['flag all missing columns'].columns == ['notes']
+    with pytest.raises(TargetError, match='all missing'): infer_schema(df, target='notes')
+    with pytest.raises(TargetError, match='all missing'): clean(df.assign(species='?'), target='species')
+
+def test_mixed_types_report_column_values_rows(penguins):
+    df = penguins.assign(body_mass_g=penguins['body_mass_g'].astype(str))
+    df.loc[[5, 9], 'body_mass_g'] = ['heavy', 'light']
+    with pytest.raises(DataError, match="'body_mass_g' mixes numbers and words") as e: infer_schema(df, target='species')
+    assert e.value.column == 'body_mass_g' and e.value.value == ['heavy', 'light'] and e.value.row == [5, 9]
+    assert infer_schema(df, roles={'body_mass_g': 'categorical'}).roles['body_mass_g'] is Role.CATEGORICAL
+
+# ---- the contract --------------------------------------------------------------------------------
+def test_validate_reports_every_problem_at_once(penguins):
+    s = infer_schema(penguins, target='species')
+    new = penguins.drop(columns=['island']).assign(colour='blue')
+    new['sex'] = new['sex'].replace({'male': 'M'})
+    new['bill_length_mm'] = new['bill_length_mm'].astype(object); new.loc[3, 'bill_length_mm'] = 'long'
+    new.loc[7, 'body_mass_g'] = 1e6
+    new['flipper_length_mm'] = 'wide'
+    r = s.validate(new, 'strict')
+    kinds = {(p.column, p.kind): p for p in r.problems}
+    assert set(kinds) == {('island', 'missing_column'), ('colour', 'unexpected_column'), ('sex', 'unseen_category'),
+                          ('bill_length_mm', 'unparseable'), ('body_mass_g', 'out_of_range'), ('flipper_length_mm', 'wrong_type')}
+    assert not r.ok and all(p.severity == 'error' for p in r.problems)
+    assert kinds[('bill_length_mm', 'unparseable')].rows == [3] and kinds[('bill_length_mm', 'unparseable')].examples == ['long']
+    assert kinds[('body_mass_g', 'out_of_range')].rows == [7] and kinds[('sex', 'unseen_category')].examples == ['M']
+    lenient = s.validate(new, 'lenient')
+    assert {p.kind for p in lenient.warnings} == {'unexpected_column', 'unseen_category', 'out_of_range'}
+    with pytest.raises(SchemaError) as e: r.raise_for_problems()
+    assert len(e.value.problems) == 6 and 'island' in str(e.value)
+    assert ValidationResult([]).ok and s.validate(penguins).ok
+
+def test_coerce_converts_to_training_dtypes(penguins):
+    s = infer_schema(penguins, target='species')
+    raw = penguins.drop(columns='species').astype(str)  # everything as text, as from a web form
+    raw.loc[0, 'sex'] = ' NA '
+    got = s.coerce(raw)
+    for c in s.features: assert str(got[c].dtype) == s[c].dtype or (s[c].dtype.startswith('int') and got[c].dtype == 'float64'), c
+    assert pd.isna(got.loc[0, 'sex']) and np.allclose(got['bill_length_mm'], penguins['bill_length_mm'], equal_nan=True)
+    with pytest.raises(SchemaError, match='island'): s.coerce(raw.drop(columns='island'))
+
+# ---- cleaning ------------------------------------------------------------------------------------
+def test_parse_numbers():
+    s = pd.Series(['1,000', '$4.99', '12%', '19M', '1.5k', ' -3 ', '1,000+', 'abc', None, '2e3'])
+    got = parse_numbers(s)
+    assert np.allclose(got[:8].fillna(-99), [1000, 4.99, .12, 19e6, 1500, -3, 1000, -99])
+    assert pd.isna(got[8]) and got[9] == 2000
+
+def test_clean_adult_never_in_place():
+    raw = load_example('adult', n=3000)
+    before = raw.copy()
+    r = clean(raw, target='income')
+    pd.testing.assert_frame_equal(raw, before)
+    assert isinstance(r, CleanResult) and r.df['workclass'].str.startswith(' ').sum() == 0
+    assert r.report['strip whitespace'].count > 0 and r.report['sentinels to missing'].columns == ['workclass', 'occupation', 'native-country']
+    assert r.report['sentinels to missing'].count == raw[['workclass', 'occupation', 'native-country']].apply(lambda s: s.str.strip().eq('?')).sum().sum()
+    df, report = r
+    assert '| strip whitespace |' in report._repr_markdown_()
+
+def test_clean_numbers_dates_duplicates_and_target(titanic):
+    raw = titanic.head(200).copy()
+    raw['fare'] = raw['fare'].map(lambda x: f"${x:,.2f}")
+    raw['booked'] = pd.date_range('2021-01-01', periods=200, freq='D').strftime('%Y-%m-%d')
+    raw.loc[[3, 4], 'survived'] = np.nan
+    raw = pd.concat([raw, raw.iloc[[10, 11]]], ignore_index=True)
+    df, rep = clean(raw, target='survived')
+    assert df['fare'].dtype == 'float64' and np.isclose(df['fare'].iloc[0], titanic['fare'].iloc[0])
+    assert df['booked'].dtype == 'datetime64[ns]'
+    assert rep['drop duplicate rows'].count == 2 and rep['drop rows with missing target'].count == 2 and len(df) == 198
+    assert rep['numbers from text'].columns == ['fare'] and rep['dates from text'].columns == ['booked']
+
+def test_cleaner_applies_same_rules_to_new_rows():
+    raw = load_example('adult', n=2000)
+    cl = Cleaner().fit(raw, target='income')
+    new = load_example('adult', n=500, seed=1).drop(columns='income')
+    got = cl.transform(new)
+    assert len(got) == len(new) and (got.index == new.index).all()
+    assert got['workclass'].isna().sum() == new['workclass'].str.strip().eq('?').sum()
+    with pytest.raises(NotFittedError): Cleaner().transform(new)
+
+# ---- splits --------------------------------------------------------------------------------------
+def test_holdout_kinds(penguins, titanic):
+    a, b = holdout_split(penguins, 'random', seed=1)
+    a2, b2 = holdout_split(penguins, 'random', seed=1)
+    assert a.index.equals(a2.index) and b.index.equals(b2.index) and len(b) == 69 and not set(a.index) & set(b.index)
+    assert not holdout_split(penguins, 'random', seed=2)[1].index.equals(b.index)
+    tr, te = holdout_split(titanic, 'stratified', target='survived', test_size=.25)
+    assert abs(tr.survived.mean() - te.survived.mean()) < .01
+    tr, te = holdout_split(penguins, 'group', groups='island')
+    assert not set(tr.island) & set(te.island)
+    h = load_example('hotel_bookings', n=3000)
+    tr, te = holdout_split(h, 'time', time_col='arrival_date')
+    assert tr.arrival_date.max() < te.arrival_date.min() and .18 < len(te)/len(h) < .22
+
+def test_cv_folds_kinds(penguins, titanic):
+    for kind, kw in [('random', {}), ('stratified', dict(target='species')), ('group', dict(groups='island')),
+                     ('stratified_group', dict(target='sex', groups='year'))]:
+        df = penguins.dropna(subset=['sex'])
+        k = 3
+        f = cv_folds(df, kind, n_splits=k, seed=0, **kw)
+        assert len(f) == k
+        assert np.array_equal(np.sort(np.concatenate([v for _, v in f])), np.arange(len(df))), kind
+        assert all(not set(t) & set(v) for t, v in f)
+        assert all(np.array_equal(a[1], b[1]) for a, b in zip(f, cv_folds(df, kind, n_splits=k, seed=0, **kw)))
+        if 'groups' in kw: assert all(not set(df[kw['groups']].iloc[t]) & set(df[kw['groups']].iloc[v]) for t, v in f)
+    f = cv_folds(titanic, 'stratified', n_splits=5, target='survived')
+    assert all(abs(titanic.survived.iloc[v].mean() - titanic.survived.mean()) < .02 for _, v in f)
+    h = load_example('hotel_bookings', n=3000)
+    f = cv_folds(h, 'time', n_splits=4, time_col='arrival_date')
+    assert len(f) == 4 and all(h.arrival_date.iloc[t].max() < h.arrival_date.iloc[v].min() for t, v in f)
+
+def test_split_bad_input(penguins):
+    with pytest.raises(ConfigError, match='unknown split kind'): cv_folds(penguins, 'shuffled')
+    with pytest.raises(DataError, match="'species_' does not exist"): holdout_split(penguins, 'stratified', target='species_')
+    with pytest.raises(DataError, match='too few to stratify'): cv_folds(penguins.head(153), 'stratified', target='species')
+    with pytest.raises(ConfigError, match='test_size'): holdout_split(penguins, test_size=1.5)
+    with pytest.raises(DataError, match='missing values'): cv_folds(penguins, 'group', groups='sex')
+
+# ---- profile -------------------------------------------------------------------------------------
+def test_profile(titanic):
+    p = profile(titanic, infer_schema(titanic, target='survived'))
+    assert isinstance(p, DataProfile) and (p.n_rows, p.n_cols) == (891, 11)
+    assert np.isclose(p.columns.loc['age', 'missing'], titanic.age.isna().mean())
+    assert np.isclose(p.target_balance[1], titanic.survived.mean())
+    assert '891 rows' in p._repr_markdown_().replace(',', '')
+    import matplotlib; matplotlib.use('Agg')
+    fig = p.plot(); assert len(fig.axes) == 3
