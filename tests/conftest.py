@@ -20,7 +20,8 @@ def _pg_bin(name: str) -> str | None:
     "Path of a PostgreSQL server binary: on PATH, else the newest /usr/lib/postgresql/*/bin."
     found = shutil.which(name)
     if found: return found
-    cands = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split('/')[4]) if p.split('/')[4].isdigit() else 0)
+    major = lambda p: int(Path(p).parents[1].name) if Path(p).parents[1].name.isdigit() else 0
+    cands = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=major)
     return cands[-1] if cands else None
 
 def _free_port() -> int:
