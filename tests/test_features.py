@@ -283,3 +283,9 @@ def test_skops_round_trip(titanic, tmp_path):
     assert all(t.split('.')[0] in ('assembly_line', 'sklearn', 'numpy', 'pandas', 'builtins', 'collections') for t in untrusted), untrusted
     back = skio.load(tmp_path/'pre.skops', trusted=untrusted)
     pd.testing.assert_frame_equal(back.transform(titanic), pre.transform(titanic))
+
+def test_guard_parses_dates_with_the_recorded_format():
+    X = pd.DataFrame({'d': ['13/01/2020', '01/02/2020']})
+    g = InputGuard(datetime=['d'], date_formats={'d': '%d/%m/%Y'}).fit(X)
+    assert g.transform(X)['d'].dt.month.tolist() == [1, 2]
+    with pytest.raises(DataError, match="row=1"): g.transform(pd.DataFrame({'d': ['13/01/2020', '2020-02-01']}))
