@@ -112,3 +112,31 @@ def store_url(request, tmp_path):
     "A fresh, empty database URL, once on SQLite and once on PostgreSQL."
     if request.param == 'sqlite': return f"sqlite:///{tmp_path/'store.sqlite'}"
     return request.getfixturevalue('pg_server').create_database()
+
+
+# --- fitted lines shared by the deploy / serve / monitor / feedback / cli tests -------------------------------
+
+def _fit_line(name, target, n, seed=0, **kw):
+    from threadpoolctl import threadpool_limits
+    from assembly_line.datasets import load_example
+    from assembly_line.line import AssemblyLine
+    df = load_example(name, n=n, seed=seed)
+    with threadpool_limits(1):
+        line = AssemblyLine(target, time_budget=kw.pop('time_budget', 20), seed=seed, include=['linear', 'hist_gb'],
+                            tune=False, **kw).fit(df)
+    return line, df
+
+@pytest.fixture(scope='session')
+def adult_line():
+    "A small AssemblyLine fitted on 3,000 adult rows (binary), and the raw rows it was fitted on."
+    return _fit_line('adult', 'income', 3000)
+
+@pytest.fixture(scope='session')
+def adult_bundle(adult_line, tmp_path_factory):
+    "The adult line saved as a bundle folder (read-only use: copy it before tampering)."
+    return adult_line[0].save(tmp_path_factory.mktemp('bundles')/'adult')
+
+@pytest.fixture(scope='session')
+def cars_line():
+    "A small AssemblyLine fitted on the auto-MPG cars (regression), and its raw rows."
+    return _fit_line('cars', 'Miles_per_Gallon', None)
