@@ -144,14 +144,14 @@ def test_early_stopping_pass_through(adult):
     from sklearn.ensemble import HistGradientBoostingClassifier
     X, y = adult
     Xn = X.select_dtypes('number')
-    r = cross_fit(HistGradientBoostingClassifier(max_iter=1000, early_stopping=True, n_iter_no_change=5), Xn, y, 2, 'binary', seed=0)
+    r = cross_fit(HistGradientBoostingClassifier(max_iter=1000, learning_rate=0.3, early_stopping=True, n_iter_no_change=5), Xn, y, 2, 'binary', seed=0)
     assert r.ok and all(m.n_iter_ < 1000 for m in r.fold_models)
     lgb = pytest.importorskip('lightgbm')
     # LightGBM's callback and its eval set (other adult rows) reach every fold's `fit` through fit_params
     hold = load_example('adult', n=500, seed=1)
     fp = {'callbacks': [lgb.early_stopping(5, verbose=False)],
           'eval_set': [(hold[Xn.columns], hold['income'].str.strip())]}  # (eval_X/eval_y in 4.7 do not encode string labels)
-    r = cross_fit(lgb.LGBMClassifier(n_estimators=2000, verbose=-1, n_jobs=1), Xn, y, 2, 'binary', seed=0, fit_params=fp)
+    r = cross_fit(lgb.LGBMClassifier(n_estimators=2000, learning_rate=0.3, verbose=-1, n_jobs=1), Xn, y, 2, 'binary', seed=0, fit_params=fp)
     assert r.ok, r.error
     assert all(0 < m.best_iteration_ < 2000 for m in r.fold_models)
 
@@ -249,11 +249,14 @@ def test_dask_same_oof_as_local(dask_client, penguins):
 @pytest.mark.slow
 def test_dask_budget_stops(dask_client, adult):
     X, y = adult
+    cands = {'big': pipe(RandomForestClassifier(n_estimators=4000), scale=False),
+             'tree': pipe(DecisionTreeClassifier(max_depth=4), scale=False)}
     t0 = time.monotonic()
-    r = cross_fit(pipe(RandomForestClassifier(n_estimators=4000), scale=False), X, y, 4, 'binary', budget=2, client=dask_client, seed=0)
+    res = train_candidates(cands, X, y, 4, 'binary', per_model_budget=2, client=dask_client, seed=0)
     took = time.monotonic() - t0
-    assert took < 2 + 10, took                      # restarting the busy workers takes a few seconds
+    assert took < 2 + 2 + 15, took                   # restarting the busy workers takes a few seconds
+    r = res['big']
     assert r.completed < 4 and 'stopped' in r.fold_status and 'budget spent' in r.stopped
-    # the cluster is usable afterwards
+    assert res['tree'].ok, (res['tree'].fold_status, res['tree'].stopped, res['big'].stopped)  # the restarted cluster still serves the next model
     dask_client.wait_for_workers(2, timeout=30)
     assert dask_client.submit(sum, [1, 2]).result() == 3
