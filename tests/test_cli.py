@@ -1,0 +1,163 @@
+"""The `assembly-line` command through a subprocess of the installed console script: help, fit → predict on CSV and
+Parquet (with and without --proba), bad input as one line on stderr with a non-zero exit, run and batch."""
+import shutil, subprocess, sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from assembly_line.datasets import load_example
+
+EXE = shutil.which('assembly-line') or str(Path(sys.executable).parent/'assembly-line')
+
+
+def cli(*args, timeout=300, cwd=None):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def one_line_error(p):
+    "A failure: non-zero exit, exactly one line on stderr (after any warnings), no traceback."
+    assert p.returncode != 0, p.stdout
+    lines = [l for l in p.stderr.splitlines() if l.startswith('error:')]
+    assert len(lines) == 1, p.stderr
+    assert 'Traceback' not in p.stderr, p.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp('cli')
+    peng = load_example('penguins')
+    peng.to_csv(d/'penguins.csv', index=False)
+    peng.drop(columns='species').to_parquet(d/'penguins_new.parquet')
+    load_example('cars').to_parquet(d/'cars.parquet')
+    return d
+
+
+@pytest.fixture(scope='module')
+def penguins_model(data):
+    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 10, '--include', 'linear,random_forest',
+            '--seed', 1, '--out', data/'peng_model')
+    assert p.returncode == 0, p.stderr
+    return data/'peng_model', p.stdout
+
+
+def test_help_documents_every_command_and_option():
+    p = cli('--help')
+    assert p.returncode == 0
+    for c in ('fit', 'predict', 'demo', 'run', 'batch'): assert c in p.stdout
+    opts = {'fit': ['--target', '--time-budget', '--metric', '--seed', '--include', '--out'],
+            'predict': ['MODEL_DIR', 'DATA', '--out', '--proba'],
+            'demo': ['--example', '--time-budget'],
+            'run': ['NOTEBOOK', '--param', '--params-file', '--out-dir'],
+            'batch': ['PARAMS_DIR', '--grid', '--notebook', '--workers', '--scheduler']}
+    for cmd, need in opts.items():
+        h = cli(cmd, '--help')
+        assert h.returncode == 0, h.stderr
+        for o in need: assert o in h.stdout, (cmd, o)
+
+
+def test_usage_errors_exit_2():
+    assert cli('fit').returncode == 2
+    assert cli('no-such-command').returncode == 2
+    assert cli('fit', 'x.csv', '--target', 'y', '--out', 'm', '--time-budget', '-5').returncode == 2
+
+
+def test_bad_input_is_one_line(data, tmp_path):
+    e = one_line_error(cli('fit', data/'missing.csv', '--target', 'species', '--out', tmp_path/'m'))
+    assert 'missing.csv' in e
+    e = one_line_error(cli('fit', data/'penguins.csv', '--target', 'spieces', '--out', tmp_path/'m'))
+    assert "column='spieces'" in e and "'species'" in e
+    e = one_line_error(cli('fit', data/'penguins.csv', '--target', 'species', '--metric', 'accuracy_score', '--out', tmp_path/'m'))
+    assert 'accuracy_score' in e and 'ConfigError' in e
+    e = one_line_error(cli('predict', tmp_path/'no_model', data/'penguins.csv', '--out', tmp_path/'p.csv'))
+    assert 'no_model' in e
+    (tmp_path/'garbage.parquet').write_bytes(b'not parquet at all')
+    one_line_error(cli('fit', tmp_path/'garbage.parquet', '--target', 'species', '--out', tmp_path/'m'))
+    assert not (tmp_path/'m').exists()
+
+
+def test_debug_shows_the_traceback(data, tmp_path):
+    p = cli('fit', data/'missing.csv', '--target', 'species', '--out', tmp_path/'m', '--debug')
+    assert p.returncode != 0 and 'Traceback' in p.stderr
+
+
+@pytest.mark.slow
+def test_fit_prints_summary_and_leaderboard(penguins_model):
+    model, out = penguins_model
+    assert 'best' in out and 'multiclass' in out and 'log_loss' in out
+    assert '| model' in out.replace('|   model', '| model') or 'model' in out.splitlines()[3]
+    assert (model/'manifest.json').exists() and (model/'model.skops').exists()
+
+
+@pytest.mark.slow
+def test_fit_refuses_to_overwrite(penguins_model, data):
+    model, _ = penguins_model
+    e = one_line_error(cli('fit', data/'penguins.csv', '--target', 'species', '--out', model))
+    assert '--overwrite' in e
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('src', ['penguins.csv', 'penguins_new.parquet'])
+def test_predict_labels_and_probabilities(penguins_model, data, tmp_path, src):
+    model, _ = penguins_model
+    truth = load_example('penguins').species
+    p = cli('predict', model, data/src, '--out', tmp_path/'pred.csv')
+    assert p.returncode == 0, p.stderr
+    pred = pd.read_csv(tmp_path/'pred.csv')
+    assert list(pred.columns) == ['prediction'] and len(pred) == len(truth)
+    assert (pred.prediction == truth).mean() > 0.9
+    p = cli('predict', model, data/src, '--out', tmp_path/'sub'/'proba.csv', '--proba')
+    assert p.returncode == 0, p.stderr
+    pr = pd.read_csv(tmp_path/'sub'/'proba.csv')
+    assert list(pr.columns) == ['prediction', 'proba_Adelie', 'proba_Chinstrap', 'proba_Gentoo']
+    assert ((pr.filter(like='proba_').sum(axis=1) - 1).abs() < 1e-6).all()
+    assert (pr.filter(like='proba_').idxmax(axis=1).str.removeprefix('proba_') == pr.prediction).all()
+    assert (pr.prediction == pred.prediction).all()
+
+
+@pytest.mark.slow
+def test_regression_from_parquet(data, tmp_path):
+    p = cli('fit', data/'cars.parquet', '--target', 'Miles_per_Gallon', '--time-budget', 8, '--include', 'linear',
+            '--metric', 'mae', '--out', tmp_path/'cars')
+    assert p.returncode == 0, p.stderr
+    assert 'regression' in p.stdout and 'mae' in p.stdout
+    p = cli('predict', tmp_path/'cars', data/'cars.parquet', '--out', tmp_path/'cars.csv')
+    assert p.returncode == 0, p.stderr
+    pred = pd.read_csv(tmp_path/'cars.csv')
+    cars = load_example('cars')
+    ok = cars.Miles_per_Gallon.notna()
+    assert (pred.prediction[ok] - cars.Miles_per_Gallon[ok]).abs().mean() < 5
+    e = one_line_error(cli('predict', tmp_path/'cars', data/'cars.parquet', '--out', tmp_path/'x.csv', '--proba'))
+    assert 'classification' in e
+
+
+@pytest.mark.slow
+def test_demo_prints_stage_one():
+    p = cli('demo', '--example', 'titanic')
+    assert p.returncode == 0, p.stderr
+    for part in ('titanic', '## cleaning', '## schema', '## profile', '## split'): assert part in p.stdout
+
+
+@pytest.mark.slow
+def test_run_writes_the_executed_notebook_and_manifest(tmp_path):
+    p = cli('run', 'data', '-p', 'sample', '100', '-p', 'example', 'cars', '--out-dir', tmp_path/'r')
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path/'r'/'01_data.ipynb').exists() and (tmp_path/'r'/'run_manifest.json').exists()
+    assert 'stages (s)' in p.stdout
+    e = one_line_error(cli('run', 'data', '-p', 'exampel', 'cars', '--out-dir', tmp_path/'x'))
+    assert "unknown parameter 'exampel'" in e
+    e = one_line_error(cli('run', 'data', '-p', 'example', 'nope', '--out-dir', tmp_path/'f'))
+    assert '01_data.ipynb cell' in e and 'ConfigError' in e
+    assert cli('run', '--list').returncode == 0
+
+
+@pytest.mark.slow
+def test_batch_grid_with_a_failing_run(tmp_path):
+    (tmp_path/'grid.yaml').write_text('example: [penguins, no_such_data]\nsample: 100\n')
+    p = cli('batch', '--grid', tmp_path/'grid.yaml', '--notebook', 'data', '--workers', 2, '--out-dir', tmp_path/'b', '--quiet')
+    assert p.returncode == 1
+    assert '000_example-penguins' in p.stdout and '001_example-no_such_data' in p.stdout
+    assert '1 ok, 1 failed' in p.stdout
+    assert 'run 001_example-no_such_data failed' in p.stderr and 'ConfigError' in p.stderr
+    assert (tmp_path/'b'/'000_example-penguins'/'run_manifest.json').exists()
