@@ -1,0 +1,115 @@
+"""AssemblyLine: the budget holds, predictions keep the training contract, bundles round-trip and refuse tampering,
+bad input gets clear errors."""
+import json, shutil, time
+from fractions import Fraction
+import numpy as np, pandas as pd, pytest
+from assembly_line.core import ConfigError, DataError, TargetError, SchemaError, IntegrityError, NotFittedError, TaskKind
+from assembly_line.datasets import load_example
+from assembly_line.line import AssemblyLine, verify_bundle
+
+@pytest.mark.slow
+def test_budget_is_honoured_on_a_larger_table():
+    df = load_example('adult', n=12000, seed=1)
+    t = time.monotonic()
+    line = AssemblyLine('income', time_budget=25, seed=0).fit(df)
+    wall = time.monotonic() - t
+    assert wall <= 25 + 5, f"fit took {wall:.1f} s for a 25 s budget"
+    used = sum(s.used for s in line.stage_times_)
+    assert used <= wall + 0.5
+    assert line.holdout_ci_.estimate > 0.85            # adult ROC-AUC on 1,800 unseen rows
+
+def test_adult_line_contract(adult_line):
+    line, df = adult_line
+    new = df.drop(columns='income').tail(20)
+    proba = line.predict_proba(new)
+    assert list(proba.columns) == list(line.classes_) == sorted(df['income'].str.strip().unique())
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    pred = line.predict(new)
+    assert pred.index.equals(new.index) and set(pred) <= set(line.classes_)
+    assert (pred.to_numpy() == proba.idxmax(1).to_numpy()).all()
+    s = line.summary()
+    assert s['task'] == 'binary' and s['metric'] == 'roc_auc' and s['best'] in set(line.leaderboard['model'])
+
+def test_predict_time_contract(adult_line):
+    line, df = adult_line
+    new = df.drop(columns='income').head(10)
+    with pytest.raises(SchemaError) as e:
+        line.predict(new.drop(columns=['age', 'education']))
+    cols = {p.column for p in e.value.problems}
+    assert {'age', 'education'} <= cols                  # every problem at once
+    with pytest.raises(DataError, match='no rows'):
+        line.predict(new.iloc[:0])
+    odd = new.copy()
+    odd['workclass'] = 'Never-seen-before'               # unseen category: predicted, not refused (lenient)
+    odd['age'] = odd['age'].astype(str)                  # numbers as text: cleaned as at training time
+    np.testing.assert_allclose(line.predict_proba(odd).sum(1), 1.0)
+    bad = new.copy(); bad['age'] = 'forty'
+    with pytest.raises(SchemaError, match='age'):
+        line.predict(bad)
+
+def test_regression_line(cars_line):
+    line, df = cars_line
+    assert line.task_ is TaskKind.REGRESSION and line.metric_.name == 'rmse'
+    known = df.dropna(subset=['Miles_per_Gallon'])
+    assert line.score(known) < 5
+    with pytest.raises(ConfigError, match='classification'):
+        line.predict_proba(known.head())
+
+def test_bundle_round_trip_and_tampering(adult_line, adult_bundle, tmp_path):
+    line, df = adult_line
+    new = df.drop(columns='income').head(50)
+    back = AssemblyLine.load(adult_bundle)
+    pd.testing.assert_frame_equal(back.predict_proba(new), line.predict_proba(new))
+    assert back.leaderboard['model'].tolist() == line.leaderboard['model'].tolist()
+    man = verify_bundle(adult_bundle)
+    assert man['data_hash'] == line.data_hash_ and 'model.skops' in man['files']
+    for case in ('modify', 'remove', 'add'):
+        b = shutil.copytree(adult_bundle, tmp_path/case)
+        if case == 'modify':
+            data = bytearray((b/'model.skops').read_bytes()); data[len(data)//2] ^= 0xFF
+            (b/'model.skops').write_bytes(bytes(data))
+        elif case == 'remove': (b/'leaderboard.csv').unlink()
+        else: (b/'evil.py').write_text('print(1)')
+        with pytest.raises(IntegrityError) as e:
+            AssemblyLine.load(b)
+        assert e.value.file in ('model.skops', 'leaderboard.csv', 'evil.py')
+    with pytest.raises(IntegrityError, match='no bundle folder'):
+        AssemblyLine.load(tmp_path/'nothing-here')
+
+def test_untrusted_type_is_refused(adult_bundle, tmp_path):
+    "A manifest-consistent bundle whose model file names a type outside the allow-list is still refused."
+    import skops.io as sio
+    from assembly_line.line import _write_manifest
+    b = shutil.copytree(adult_bundle, tmp_path/'evil')
+    (b/'model.skops').write_bytes(sio.dumps(Fraction(1, 3)))   # 'fractions' is not on the allow-list
+    man = json.loads((b/'manifest.json').read_text()); (b/'manifest.json').unlink()
+    _write_manifest(b, {k: v for k, v in man.items() if k not in ('files', 'format')})
+    with pytest.raises(IntegrityError, match='outside the trusted modules'):
+        AssemblyLine.load(b)
+
+def test_bad_input():
+    df = load_example('penguins')
+    with pytest.raises(TargetError, match='does not exist'):
+        AssemblyLine('specie', time_budget=10).fit(df)
+    with pytest.raises(TargetError, match='single value'):
+        AssemblyLine('species', time_budget=10).fit(df.assign(species='Adelie'))
+    with pytest.raises(ConfigError, match='time_budget'):
+        AssemblyLine('species', time_budget=1).fit(df)
+    with pytest.raises(ConfigError, match='DataFrame'):
+        AssemblyLine('species', time_budget=10).fit(df.to_numpy())
+    with pytest.raises(NotFittedError):
+        AssemblyLine('species').predict(df)
+    with pytest.raises(ConfigError, match='holdout'):
+        AssemblyLine('species', time_budget=10, holdout=1.5).fit(df)
+
+@pytest.mark.slow
+def test_deterministic_mode_same_models_and_bundle_hash(tmp_path):
+    df = load_example('penguins')
+    kw = dict(time_budget=10, seed=3, deterministic=True, include=['linear', 'random_forest'], n_jobs=1)
+    a = AssemblyLine('species', **kw).fit(df); b = AssemblyLine('species', **kw).fit(df)
+    cols = ['model', 'cv_mean', 'cv_std', 'holdout']
+    pd.testing.assert_frame_equal(pd.DataFrame(a.leaderboard)[cols], pd.DataFrame(b.leaderboard)[cols])
+    ma = json.loads((a.save(tmp_path/'a')/'manifest.json').read_text())['files']
+    mb = json.loads((b.save(tmp_path/'b')/'manifest.json').read_text())['files']
+    assert ma['model.skops'] == mb['model.skops']
+    assert ma['schema.json'] == mb['schema.json']
