@@ -1,0 +1,316 @@
+"""The prediction service against a real uvicorn server on a free loopback port: every route, good and bad input,
+the admin token, tampered bundles, and the prediction log in real SQLite / PostgreSQL stores."""
+import json, random, shutil, socket, threading, time, contextlib
+from pathlib import Path
+import numpy as np, pandas as pd
+import pytest
+
+httpx = pytest.importorskip('httpx')
+uvicorn = pytest.importorskip('uvicorn')
+from assembly_line.core import IntegrityError
+from assembly_line.store import Store
+from assembly_line.deploy import Registry
+from assembly_line.serve import create_app, records_frame, PredictionLogger, LogEntry
+
+TOKEN = 'test-admin-token-123'
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@contextlib.contextmanager
+def running(app):
+    "Run `app` under a real uvicorn server in a thread; stop it (lifespan shutdown included) on exit."
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning', lifespan='on'))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    t0 = time.time()
+    while not server.started:
+        if not th.is_alive() or time.time()-t0 > 30: raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c: yield c
+    finally:
+        server.should_exit = True
+        th.join(60)
+
+@pytest.fixture(scope='module')
+def reg(adult_line, tmp_path_factory):
+    "A registry (SQLite) with adult v1 (champion) and v2 (challenger)."
+    home = tmp_path_factory.mktemp('serve')
+    r = Registry(f"sqlite:///{home/'store.sqlite'}", root=home/'artifacts')
+    r.register(adult_line[0], 'adult', alias='champion', why='first', card=False)
+    r.register(r.resolve('adult@1')[1], 'adult', alias='challenger', why='second', card=False)
+    return r
+
+@pytest.fixture(scope='module')
+def server(reg):
+    "The app serving `adult` (its champion) with an admin token, running for the whole module."
+    with running(create_app('adult', reg.store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)) as c: yield c
+
+@pytest.fixture(scope='module')
+def rows(adult_line):
+    return adult_line[1].drop(columns='income').iloc[:40].reset_index(drop=True)
+
+def _recs(df): return json.loads(df.to_json(orient='records'))
+
+
+# ------------------------------------------------------------------------------------------- good requests
+
+def test_predict_single_batch_csv(server, adult_line, rows):
+    line, recs = adult_line[0], _recs(rows)
+    r = server.post('/predict?proba=true', json=recs[0], headers={'X-Request-ID': 'one-1'})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert (d['model'], d['version'], d['request_ids']) == ('adult', 1, ['one-1'])
+    assert d['predictions'] == line.predict(rows.iloc[[0]]).tolist()
+    p = line.predict_proba(rows.iloc[[0]])
+    for c in p.columns: assert d['probabilities'][0][c] == pytest.approx(p[c].iloc[0], abs=1e-12)
+    b = server.post('/predict', json={'records': recs}).json()
+    assert b['predictions'] == line.predict(rows).tolist() and 'probabilities' not in b
+    assert len(set(b['request_ids'])) == len(recs)
+    assert server.post('/predict', json=recs).json()['predictions'] == b['predictions']      # a bare list
+    c = server.post('/predict?proba=true', content=rows.to_csv(index=False), headers={'Content-Type': 'text/csv'})
+    assert c.status_code == 200, c.text
+    assert c.json()['predictions'] == b['predictions']
+    probs = pd.DataFrame(c.json()['probabilities'])
+    assert np.allclose(probs.sum(1), 1)
+    ids = server.post('/predict', json=recs[:3], headers={'X-Request-ID': 'batch-7'}).json()['request_ids']
+    assert ids == ['batch-7-0', 'batch-7-1', 'batch-7-2']
+
+def test_missing_values_and_extra_keys_are_accepted(server, rows):
+    rec = {**_recs(rows)[0], 'occupation': None, 'age': None, 'note': 'ignored', 'income': '>50K'}
+    r = server.post('/predict', json=rec)
+    assert r.status_code == 200, r.text
+    assert r.json()['warnings'][0]['kind'] == 'unexpected_column' and 'note' in r.json()['warnings'][0]['examples']
+
+
+# ------------------------------------------------------------------------------------------- bad requests
+
+def _problems(r): return {(p['column'], p['kind']) for p in r.json()['problems']}
+
+def test_schema_problems_listed(server, rows):
+    recs = _recs(rows.iloc[:3])
+    recs[1]['age'] = 'forty'                       # one unparseable value among numbers
+    del recs[2]['education']                       # a missing column in one record
+    recs[0]['hours-per-week'] = {'h': 40}          # a nested object
+    r = server.post('/predict', json={'records': recs})
+    assert r.status_code == 422
+    assert _problems(r) == {('education', 'missing_column'), ('hours-per-week', 'wrong_type')}
+    p = {q['column']: q for q in r.json()['problems']}
+    assert p['education']['rows'] == [2] and p['hours-per-week']['row'] == 0
+    recs = _recs(rows.iloc[:3]); recs[1]['age'] = 'forty'
+    r = server.post('/predict', json=recs)         # pre-checks pass: the schema's own check finds it
+    assert r.status_code == 422
+    q = r.json()['problems'][0]
+    assert (q['column'], q['kind'], q['row'], q['value'], q['expected']) == ('age', 'unparseable', 1, 'forty', 'numbers')
+    r = server.post('/predict', json={k: v for k, v in _recs(rows)[0].items() if k not in ('age', 'sex')})
+    assert _problems(r) == {('age', 'missing_column'), ('sex', 'missing_column')}
+
+def test_strict_mode_refuses_unseen_categories(server, rows):
+    rec = {**_recs(rows)[0], 'workclass': 'Astronaut'}
+    assert server.post('/predict', json=rec).status_code == 200
+    r = server.post('/predict?strict=true', json=rec)
+    assert r.status_code == 422 and ('workclass', 'unseen_category') in _problems(r)
+
+BAD_BODIES = [
+    ('malformed', b'{"age": 3', 'application/json', 422),
+    ('empty body', b'', 'application/json', 422),
+    ('empty list', b'[]', 'application/json', 422),
+    ('empty records', b'{"records": []}', 'application/json', 422),
+    ('scalar', b'42', 'application/json', 422),
+    ('list of scalars', b'[1, 2]', 'application/json', 422),
+    ('NaN literal', b'{"age": NaN}', 'application/json', 422),
+    ('Infinity literal', b'[{"age": -Infinity}]', 'application/json', 422),
+    ('deep nesting', b'[' * 100_000 + b']' * 100_000, 'application/json', 422),
+    ('not utf-8', b'\xff\xfe\x00{', 'application/json', 422),
+    ('wrong content type', b'age=3', 'application/x-www-form-urlencoded', 415),
+    ('text/plain', b'hello', 'text/plain', 415),
+    ('csv no rows', b'age,workclass\n', 'text/csv', 422),
+    ('csv wrong columns', b'a,b\n1,2\n', 'text/csv', 422),
+    ('csv ragged', b'age,workclass\n1,2,3,4\n5\n"unclosed', 'text/csv', 422),
+]
+
+@pytest.mark.parametrize('name,body,ctype,status', BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_bodies(server, name, body, ctype, status):
+    r = server.post('/predict', content=body, headers={'Content-Type': ctype})
+    assert r.status_code == status, (name, r.status_code, r.text[:300])
+    assert r.json()['message']
+
+@pytest.mark.parametrize('value,kind', [(1e400, 'not_finite'), (10**400, 'not_finite'), (True, 'wrong_type'), ([1], 'wrong_type'),
+                                        ({'x': 1}, 'wrong_type'), ('12abc', 'wrong_type')])
+def test_bad_numbers(server, rows, value, kind):
+    body = json.dumps({**_recs(rows)[0], 'age': value}).replace('Infinity', '1e400')
+    r = server.post('/predict', content=body, headers={'Content-Type': 'application/json'})
+    assert r.status_code == 422, r.text
+    assert ('age', kind) in _problems(r)
+
+def test_bad_query_and_headers(server, rows):
+    rec = _recs(rows)[0]
+    assert server.post('/predict?proba=maybe', json=rec).status_code == 422
+    assert server.post('/predict', json=rec, headers={'X-Request-ID': 'bad id with spaces'}).status_code == 422
+    assert server.post('/predict', json=rec, headers={'X-Request-ID': 'x'*49}).status_code == 422
+    assert server.get('/predict').status_code == 405
+
+def test_fuzzed_records_never_500(server, rows):
+    "Hand-rolled fuzzing: random junk in random columns of real records gets 200 or 422, never a server error."
+    rng = random.Random(0)
+    junk = [None, '', ' ', '?', 'NaN', '1e999', '-0', 0, -1, 2**63, -2**70, 1e308, -1e-308, 3.5, True, False, [], {}, [None],
+            {'a': [1]}, 'ünïcødé', '\x00', 'a'*10_000, '12,5', '$1,000', '2020-01-01']
+    recs = _recs(rows)
+    statuses = []
+    for i in range(30):
+        batch = [dict(r) for r in rng.sample(recs, rng.randint(1, 4))]
+        for r in batch:
+            for c in rng.sample(list(r), rng.randint(1, 3)): r[c] = rng.choice(junk)
+            if rng.random() < .2: r.pop(rng.choice(list(r)))
+        res = server.post('/predict', json=batch if rng.random() < .5 else {'records': batch})
+        assert res.status_code in (200, 422), (batch, res.status_code, res.text[:500])
+        statuses.append(res.status_code)
+    assert {200, 422} <= set(statuses)
+
+
+# ------------------------------------------------------------------------------------------- other routes
+
+def test_health_model_docs(server, adult_line):
+    h = server.get('/health')
+    assert h.status_code == 200 and h.json()['status'] == 'ok'
+    assert h.json()['model_loaded'] and h.json()['store']['reachable'] and h.json()['version'] == 1
+    m = server.get('/model').json()
+    line = adult_line[0]
+    assert (m['name'], m['version'], m['target']) == ('adult', 1, 'income')
+    assert m['features'] == line.schema_.features and m['classes'] == list(line.classes_)
+    assert m['schema']['target'] == 'income' and m['leaderboard'][0]['model'] == line.best_
+    o = server.get('/openapi.json').json()
+    assert set(o['components']['schemas']['Record']['properties']) == set(line.schema_.features)
+    assert {'/predict', '/health', '/model', '/admin/reload', '/admin/promote', '/admin/rollback'} <= set(o['paths'])
+    assert 'PredictResponse' in o['components']['schemas'] and '422' in o['paths']['/predict']['post']['responses']
+    assert server.get('/docs').status_code == 200
+
+def test_predictions_are_logged(server, reg, rows):
+    ids = server.post('/predict?proba=true', json=_recs(rows.iloc[:5]), headers={'X-Request-ID': 'logged'}).json()['request_ids']
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        got = reg.store.get_predictions('adult')
+        got = got[got['request_id'].isin(ids)]
+        if len(got) == 5: break
+        time.sleep(0.05)
+    assert sorted(got['request_id']) == sorted(ids)
+    assert (got['version'] == 1).all() and got['latency_ms'].gt(0).all()
+    first = got.set_index('request_id').loc['logged-0']
+    assert first['inputs']['age'] == int(rows['age'].iloc[0]) and set(first['outputs']['proba']) == {'<=50K', '>50K'}
+
+
+# ------------------------------------------------------------------------------------------- admin
+
+def test_admin_token_checks(server):
+    for h in ({}, {'Authorization': 'Bearer wrong'}, {'Authorization': TOKEN}, {'Authorization': f'Basic {TOKEN}'}):
+        r = server.post('/admin/reload', headers=h)
+        assert r.status_code == 401, (h, r.text)
+        assert r.headers['www-authenticate'] == 'Bearer'
+    assert server.post('/admin/reload', headers={'Authorization': f'Bearer {TOKEN}'}).status_code == 200
+
+def test_admin_disabled_without_token(adult_bundle, sqlite_url, monkeypatch):
+    monkeypatch.delenv('ASSEMBLY_LINE_ADMIN_TOKEN', raising=False)
+    with running(create_app(adult_bundle, sqlite_url)) as c:
+        r = c.post('/admin/reload', headers={'Authorization': 'Bearer anything'})
+        assert r.status_code == 403 and 'ASSEMBLY_LINE_ADMIN_TOKEN' in r.json()['message']
+    monkeypatch.setenv('ASSEMBLY_LINE_ADMIN_TOKEN', 'from-env')
+    with running(create_app(adult_bundle, sqlite_url)) as c:
+        assert c.post('/admin/reload', headers={'Authorization': 'Bearer from-env'}).status_code == 200
+        r = c.post('/admin/promote', json={'version': 2}, headers={'Authorization': 'Bearer from-env'})
+        assert r.status_code == 409 and r.json()['error'] == 'NoRegistry'
+
+def test_promote_and_rollback(server, reg, rows):
+    auth = {'Authorization': f'Bearer {TOKEN}'}
+    r = server.post('/admin/promote', json={'version': 2, 'why': 'challenger won'}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()['previous'] == 1 and r.json()['reload']['current']['version'] == 2
+    assert server.post('/predict', json=_recs(rows)[0]).json()['version'] == 2
+    assert server.post('/admin/promote', json={'version': 99}, headers=auth).status_code == 404
+    r = server.post('/admin/rollback', json={'why': 'test'}, headers=auth)
+    assert r.status_code == 200 and r.json()['version'] == 1
+    assert server.get('/model').json()['version'] == 1
+    h = reg.history('adult', 'champion')
+    assert h['new_version'].tolist()[-2:] == [2, 1] and h['why'].iloc[-2] == 'challenger won'
+
+
+# ------------------------------------------------------------------------------------------- tampered bundles
+
+def test_tampered_bundle_refused_at_startup(adult_bundle, tmp_path, sqlite_url):
+    b = shutil.copytree(adult_bundle, tmp_path/'bundle')
+    (b/'schema.json').write_text((b/'schema.json').read_text().replace('"income"', '"incOme"', 1))
+    with pytest.raises(IntegrityError, match='SHA-256'): create_app(b, sqlite_url)
+    (b/'schema.json').unlink()
+    with pytest.raises(IntegrityError, match='missing'): create_app(b, sqlite_url)
+
+def test_tampered_bundle_refused_at_reload(reg, adult_line, rows):
+    mv = reg.register(adult_line[0], 'adult_t', alias='champion', card=False)
+    with running(create_app('adult_t', reg.store, admin_token=TOKEN, registry_root=reg.root)) as c:
+        f = Path(mv.uri)/'leaderboard.csv'
+        f.write_text(f.read_text() + '\n')
+        r = c.post('/admin/reload', headers={'Authorization': f'Bearer {TOKEN}'})
+        assert r.status_code == 409 and r.json()['error'] == 'IntegrityError'
+        ok = c.post('/predict', json=_recs(rows)[0])       # the verified model loaded earlier keeps serving
+        assert ok.status_code == 200 and ok.json()['model'] == 'adult_t'
+
+
+# ------------------------------------------------------------------------------------------- the log survives shutdown
+
+def _flush_on_shutdown(bundle, url, rows):
+    n = 60
+    recs = _recs(rows)
+    with running(create_app(bundle, url, log_interval=3600)) as c:    # no timed flush: only shutdown writes
+        sent = [c.post('/predict', json=recs[i % len(recs)]).json()['request_ids'][0] for i in range(n)]
+        sent += c.post('/predict', json=recs[:10]).json()['request_ids']
+        assert c.get('/health').json()['logging']['pending'] == n + 10
+    st = Store(url)
+    got = st.get_predictions()
+    assert len(got) == n + 10 and set(got['request_id']) == set(sent)
+    return st
+
+def test_log_flushed_on_shutdown_sqlite(adult_bundle, sqlite_url, rows):
+    _flush_on_shutdown(adult_bundle, sqlite_url, rows)
+
+@pytest.mark.postgres
+def test_log_flushed_on_shutdown_postgres(adult_bundle, pg_url, rows):
+    st = _flush_on_shutdown(adult_bundle, pg_url, rows)
+    assert st.dialect == 'postgresql'
+
+def test_logger_isolates_a_bad_request(sqlite_url):
+    "A reused request id is refused by the store; the other requests of the same flush are still written."
+    st = Store(sqlite_url)
+    lg = PredictionLogger(st, interval=3600)
+    now = pd.Timestamp.now(tz='UTC').to_pydatetime()
+    e = lambda rid: LogEntry([rid], 'm', 1, [{'a': 1}], ['x'], None, 1., now)
+    for rid in ['a', 'b', 'dup', 'c', 'dup', 'd']: lg.submit(e(rid))
+    lg.close()
+    assert sorted(st.get_predictions('m')['request_id']) == ['a', 'b', 'c', 'd', 'dup']
+    assert lg.stats()['dropped'] == 1 and 'already logged' in lg.stats()['last_error']
+
+
+# ------------------------------------------------------------------------------------------- extension points
+
+def test_extra_routers(adult_bundle, sqlite_url):
+    from fastapi import APIRouter, Depends
+    def factory(svc):
+        r = APIRouter()
+        @r.get('/extra/name')
+        def name(): return {'name': svc.model.name}
+        @r.post('/extra/admin', dependencies=[Depends(svc.require_admin)])
+        def adm(): return {'ok': True}
+        return r
+    with running(create_app(adult_bundle, sqlite_url, admin_token=TOKEN, extra_routers=[factory])) as c:
+        assert c.get('/extra/name').json() == {'name': 'adult'}
+        assert c.post('/extra/admin').status_code == 401
+        assert c.post('/extra/admin', headers={'Authorization': f'Bearer {TOKEN}'}).json() == {'ok': True}
+        assert c.get('/monitor').status_code == 200               # monitor's router is included when available
+
+def test_records_frame_builds_columns(adult_line, rows):
+    line = adult_line[0]
+    X, probs, warns = records_frame(_recs(rows), line.schema_)
+    assert probs == [] and list(X.columns) == line.schema_.features
+    assert X['age'].dtype == np.float64 and X['workclass'].dtype == object
+    np.testing.assert_allclose(line.predict_proba(X).to_numpy(), line.predict_proba(rows).to_numpy())
