@@ -5,7 +5,7 @@
 
 line:
 	bash tools/bootstrap.sh
-	.venv/bin/assembly-line demo
+	.venv/bin/assembly-line run line -p example adult -p time_budget 60
 
 test:
 	bash tools/test.sh
