@@ -1,0 +1,114 @@
+"""Benchmark of the prediction service (issue 5): single-record latency and batch throughput of `assembly_line.serve`
+under a real uvicorn server (subprocess, loopback, keep-alive), next to the bare model in this process on the same rows.
+
+    python benchmarks/bench_serve.py [--rows 5000] [--singles 500] [--batches 10] [--batch-size 1000] [--bundle PATH]
+
+Bare and service calls alternate request by request, so both see the same machine load. "bare line" is
+`line.predict_proba(one_row_frame)` (cleaning + schema validation + model), "bare model" is the fitted predictor on
+already-prepared rows. Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
+>= 80% of bare. Prints a table; asserts nothing.
+"""
+import os
+os.environ.setdefault('OMP_NUM_THREADS', '1')          # the bare side runs as the service does: one OpenMP thread
+import argparse, json, socket, subprocess, sys, tempfile, time, warnings
+from pathlib import Path
+import numpy as np, pandas as pd
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def pct(xs, q): return float(np.percentile(np.asarray(xs)*1000, q))
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--rows', type=int, default=5000, help='adult rows to fit on')
+    ap.add_argument('--singles', type=int, default=500, help='single-record requests')
+    ap.add_argument('--batches', type=int, default=10, help='batch requests')
+    ap.add_argument('--batch-size', type=int, default=1000)
+    ap.add_argument('--bundle', help='reuse a saved bundle (else fit a HistGradientBoosting line on adult)')
+    ap.add_argument('--data', help='a CSV of adult rows to predict (else load_example)')
+    ap.add_argument('--no-log', action='store_true', help='serve without the prediction log')
+    a = ap.parse_args()
+    warnings.filterwarnings('ignore')
+    import httpx
+    from threadpoolctl import threadpool_limits
+    from assembly_line.line import AssemblyLine
+    threadpool_limits(1)
+    tmp = Path(tempfile.mkdtemp(prefix='bench-serve-'))
+    if a.bundle: bundle = Path(a.bundle)
+    else:
+        from assembly_line.datasets import load_example
+        t = time.time()
+        line = AssemblyLine('income', time_budget=180, include=['hist_gb'], tune=False, ensemble=False, seed=0)
+        line.fit(load_example('adult', n=a.rows, seed=0))
+        bundle = line.save(tmp/'adult_hgb')
+        print(f"fitted {line.best_} on {a.rows} adult rows in {time.time()-t:.1f} s -> {bundle}")
+    line = AssemblyLine.load(bundle)
+    need = a.singles + 20 + a.batches*a.batch_size
+    test = pd.read_csv(a.data) if a.data else load_example('adult', n=need, seed=1)
+    test = test.drop(columns='income', errors='ignore').iloc[:need].reset_index(drop=True)
+    recs = json.loads(test.to_json(orient='records'))
+
+    port, url = free_port(), f"sqlite:///{tmp/'store.sqlite'}"
+    code = (f"from assembly_line.serve import serve; serve({str(bundle)!r}, port={port}, store_url={url!r}, "
+            f"log={not a.no_log!r})")
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    srv = subprocess.Popen([sys.executable, '-c', code], env=env)
+    try:
+        c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        t0 = time.time()
+        while True:
+            try:
+                if c.get('/health').status_code == 200: break
+            except httpx.TransportError: pass
+            if srv.poll() is not None or time.time()-t0 > 120: raise SystemExit("the server did not start")
+            time.sleep(0.1)
+        # warm up both sides
+        for i in range(20):
+            c.post('/predict', json=recs[i]); line.predict_proba(test.iloc[[i]])
+        bare, model, svc = [], [], []
+        for i in range(a.singles):
+            row = test.iloc[[i]]
+            t = time.perf_counter(); line.predict_proba(row); bare.append(time.perf_counter()-t)
+            X = line.prepare(row)
+            t = time.perf_counter(); line.model_.predict_scores(X); model.append(time.perf_counter()-t)
+            t = time.perf_counter(); r = c.post('/predict?proba=true', json=recs[i]); svc.append(time.perf_counter()-t)
+            assert r.status_code == 200, r.text
+        bb, bs, bc = [], [], []
+        for k in range(a.batches):
+            lo = a.singles + k*a.batch_size
+            df, body = test.iloc[lo:lo+a.batch_size], {'records': recs[lo:lo+a.batch_size]}
+            csv = df.to_csv(index=False)
+            t = time.perf_counter(); line.predict_proba(df); bb.append(time.perf_counter()-t)
+            t = time.perf_counter(); r = c.post('/predict?proba=true', json=body); bs.append(time.perf_counter()-t)
+            assert r.status_code == 200, r.text
+            t = time.perf_counter(); r = c.post('/predict', content=csv, headers={'Content-Type': 'text/csv'}); bc.append(time.perf_counter()-t)
+            assert r.status_code == 200, r.text
+        h = c.get('/health').json()
+    finally:
+        srv.terminate(); srv.wait(60)
+    from assembly_line.store import Store
+    logged = Store(url).count_predictions()
+    n = a.batch_size
+    rate = lambda ts: n/np.median(ts)
+    tab = pd.DataFrame([
+        dict(what='single: bare model (prepared row)', p50_ms=pct(model, 50), p99_ms=pct(model, 99)),
+        dict(what='single: bare line.predict_proba', p50_ms=pct(bare, 50), p99_ms=pct(bare, 99)),
+        dict(what='single: service POST /predict', p50_ms=pct(svc, 50), p99_ms=pct(svc, 99)),
+        dict(what='single: service overhead over bare line', p50_ms=pct(svc, 50)-pct(bare, 50), p99_ms=pct(svc, 99)-pct(bare, 99)),
+        dict(what='single: paired overhead (median of svc_i - bare_i)', p50_ms=float(np.median(np.subtract(svc, bare))*1000),
+             p99_ms=float('nan')),
+    ])
+    print(f"\nload average before/after: {os.getloadavg()} on {os.cpu_count()} CPUs; {a.singles} singles, "
+          f"{a.batches} batches of {n}; prediction log {'off' if a.no_log else 'on'}\n")
+    print(tab.to_string(index=False, float_format=lambda v: f"{v:8.2f}"))
+    bt = pd.DataFrame([dict(what='batch: bare line.predict_proba', rows_per_s=rate(bb), share_of_bare=1.),
+                       dict(what='batch: service JSON records', rows_per_s=rate(bs), share_of_bare=rate(bs)/rate(bb)),
+                       dict(what='batch: service CSV', rows_per_s=rate(bc), share_of_bare=rate(bc)/rate(bb))])
+    print(); print(bt.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
+    expect = a.singles + 20 + 2*a.batches*n
+    print(f"\nlogged predictions in the store after shutdown: {logged} (expected {expect if not a.no_log else 0}); "
+          f"logger at the end: {h['logging']}")
+
+if __name__ == '__main__': main()
