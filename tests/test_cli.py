@@ -36,7 +36,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def penguins_model(data):
-    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 10, '--include', 'linear,random_forest',
+    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 15, '--jobs', 1, '--include', 'linear,random_forest',
             '--seed', 1, '--out', data/'peng_model')
     assert p.returncode == 0, p.stderr
     return data/'peng_model', p.stdout
@@ -118,7 +118,7 @@ def test_predict_labels_and_probabilities(penguins_model, data, tmp_path, src):
 
 @pytest.mark.slow
 def test_regression_from_parquet(data, tmp_path):
-    p = cli('fit', data/'cars.parquet', '--target', 'Miles_per_Gallon', '--time-budget', 8, '--include', 'linear',
+    p = cli('fit', data/'cars.parquet', '--target', 'Miles_per_Gallon', '--time-budget', 15, '--jobs', 1, '--include', 'linear',
             '--metric', 'mae', '--out', tmp_path/'cars')
     assert p.returncode == 0, p.stderr
     assert 'regression' in p.stdout and 'mae' in p.stdout
