@@ -1,6 +1,7 @@
 """Packaging for assembly_line; metadata comes from settings.ini (nbdev 2 layout)."""
 from configparser import ConfigParser
-import setuptools, shlex
+import setuptools, shlex, shutil
+from pathlib import Path
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -14,6 +15,12 @@ requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
+
+# The papermill line notebooks ship inside the package (git-ignored copy), so `assembly-line run` finds them
+# after a plain, non-editable install too.
+if Path('nbs/pipeline').is_dir():
+    dst = Path('assembly_line/pipeline'); dst.mkdir(exist_ok=True)
+    for nb in Path('nbs/pipeline').glob('*.ipynb'): shutil.copy2(nb, dst/nb.name)
 
 # Optional extras: what only some users need.
 extras = {

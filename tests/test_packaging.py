@@ -33,3 +33,5 @@ def test_wheel_installs_and_works(tmp_path):
     if (ROOT/'assembly_line'/'cli.py').exists():
         r = _run([str(exe), '--help'], cwd=tmp_path)
         assert 'usage' in r.stdout.lower()
+        r = _run([str(exe), 'run', '--list'], cwd=tmp_path)      # the line notebooks ship in the wheel
+        assert 'line' in r.stdout and 'site-packages' in r.stdout, r.stdout

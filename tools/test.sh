@@ -12,7 +12,8 @@ bash tools/system_deps.sh
 export PYTHONHASHSEED=0 MPLBACKEND=Agg OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 echo "== 1/3 library in sync with notebooks, notebooks clean"
-snap() { find assembly_line nbs -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; }
+snap() { { find assembly_line -type f -name '*.py' -not -path '*/__pycache__/*' -print0
+           find nbs -type f -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -print0; } | sort -z | xargs -0 sha256sum; }
 before=$(snap)
 nbdev_export
 nbdev_clean
