@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #70c9694f
+# %% ../nbs/92_serve.ipynb #9749effb
 import os, io, re, json, math, time, uuid, hmac, queue, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +18,7 @@ from .store import Store, ModelVersion, jsonable, mask_url
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #0d296242
+# %% ../nbs/92_serve.ipynb #8d2521bb
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -91,7 +91,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 
-# %% ../nbs/92_serve.ipynb #95f9e09a
+# %% ../nbs/92_serve.ipynb #8077d07c
 @dataclass
 class LogEntry:
     "One request's predictions, queued for the store."
@@ -167,10 +167,10 @@ class PredictionLogger:
             try: self.flush()
             except Exception as exc: self.last_error = f"{type(exc).__name__}: {exc}"[:500]
 
-    def close(self, timeout:float=30.):
-        "Stop the thread and write everything still queued."
+    def close(self, timeout:float|None=None):
+        "Stop the thread (waiting for a write in progress) and write everything still queued."
         self._stop.set(); self._wake.set()
-        self._thread.join(timeout)
+        self._thread.join(timeout)          # a daemon thread killed mid-write would lose the rows it holds
         self.flush()
 
     def stats(self)->dict:
@@ -178,7 +178,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     last_error=self.last_error)
 
-# %% ../nbs/92_serve.ipynb #e289ccdc
+# %% ../nbs/92_serve.ipynb #8d4d8dab
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -215,7 +215,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #f2ca1d65
+# %% ../nbs/92_serve.ipynb #c4998806
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -377,7 +377,7 @@ class ModelService:
         lg, self.logger = self.logger, None
         if lg is not None: lg.close()
 
-# %% ../nbs/92_serve.ipynb #b57a8f7d
+# %% ../nbs/92_serve.ipynb #c208e4de
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
