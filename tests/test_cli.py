@@ -161,3 +161,35 @@ def test_batch_grid_with_a_failing_run(tmp_path):
     assert '1 ok, 1 failed' in p.stdout
     assert 'run 001_example-no_such_data failed' in p.stderr and 'ConfigError' in p.stderr
     assert (tmp_path/'b'/'000_example-penguins'/'run_manifest.json').exists()
+
+@pytest.mark.slow
+def test_registry_and_serve_commands(penguins_model, data, tmp_path):
+    "register → promote → rollback → versions through the installed command, then `serve` answers over HTTP."
+    import socket, time, httpx
+    model_dir, _ = penguins_model
+    st = ['--store', f"sqlite:///{tmp_path/'store.sqlite'}"]
+    for args in (['register', model_dir, '--name', 'peng', '--alias', 'champion'],
+                 ['register', model_dir, '--name', 'peng'], ['promote', 'peng', '2'], ['rollback', 'peng']):
+        p = cli(*args, *st)
+        assert p.returncode == 0, p.stderr
+    p = cli('versions', 'peng', *st)
+    assert p.returncode == 0 and 'champion' in p.stdout
+    p = cli('rollback', 'peng', *st)
+    one_line_error(p)
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    srv = subprocess.Popen([str(EXE), 'serve', 'peng@champion', '--port', str(port), *st],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if httpx.get(url + '/health', timeout=2).status_code == 200: break
+            except httpx.HTTPError: pass
+            if srv.poll() is not None: raise AssertionError(srv.stderr.read())
+            time.sleep(0.5)
+        row = pd.read_csv(data/'penguins.csv').drop(columns='species').iloc[0].to_dict()
+        r = httpx.post(url + '/predict', json=row, timeout=30)
+        assert r.status_code == 200 and r.json()['predictions'][0] in ('Adelie', 'Chinstrap', 'Gentoo'), r.text
+        assert httpx.get(url + '/model', timeout=10).json()['version'] == 1
+    finally:
+        srv.terminate(); srv.wait(30)
