@@ -173,17 +173,25 @@ def fit_predict(system, train, test, meta, budget, seed, workdir):
     clf = task != 'regression'
     notes = {}
     def proba_frame(p, cols):
+        "Probabilities in meta['classes'] order, columns matched by str(label), else by str(label).strip()."
         p = pd.DataFrame(np.asarray(p, dtype=float), columns=[str(c) for c in cols])
-        return p.reindex(columns=[str(c) for c in classes]).fillna(0.).to_numpy()
+        want = [str(c) for c in classes]
+        if set(want) - set(p.columns):
+            stripped = {c.strip(): c for c in p.columns}
+            if set(c.strip() for c in want) <= set(stripped):
+                notes['label_mismatch'] = f"probability columns {list(p.columns)} != class labels {want}; matched after strip()"
+                p = p.rename(columns={stripped[w.strip()]: w for w in want})
+            else: raise ValueError(f"probability columns {list(p.columns)} do not match the class labels {want}")
+        return p[want].to_numpy()
     if system == 'assembly_line':
         from assembly_line.line import AssemblyLine
         m = AssemblyLine(target=target, time_budget=budget, metric=metric, seed=seed)
         t = time.perf_counter(); m.fit(train); fit_s = time.perf_counter() - t
         out = proba_frame(m.predict_proba(test.drop(columns=[target])), m.classes_) if clf else m.predict(Xt).to_numpy(float)
-        s = m.summary(); notes = dict(best=s['best'], internal_fit_s=s['fit_seconds'],
-                                      stages=[(x['stage'], x['given'], x['used'], x['note']) for x in s['stages']],
-                                      leaderboard=m.leaderboard_[['model', 'cv', 'holdout']].round(5).astype(str).values.tolist()
-                                      if {'cv', 'holdout'} <= set(m.leaderboard_.columns) else None)
+        s = m.summary()
+        notes.update(best=s['best'], internal_fit_s=s['fit_seconds'], internal_holdout=s['holdout'],
+                     stages=[(x['stage'], x['given'], x['used'], x['note']) for x in s['stages']],
+                     leaderboard=pd.DataFrame(m.leaderboard_).head(15).to_dict('records'))
     elif system in ('lightgbm', 'hist_gb'):
         Xe, Xte = _ordinal(X, Xt)
         if system == 'lightgbm':
@@ -202,7 +210,7 @@ def fit_predict(system, train, test, meta, budget, seed, workdir):
               verbose=0, log_file_name=str(Path(workdir)/'flaml.log'))
         fit_s = time.perf_counter() - t
         out = proba_frame(m.predict_proba(Xt), m.classes_) if clf else np.asarray(m.predict(Xt), dtype=float)
-        notes = dict(best=m.best_estimator, best_config=str(m.best_config))
+        notes.update(best=m.best_estimator, best_config=str(m.best_config))
     elif system == 'autogluon':
         from autogluon.tabular import TabularPredictor
         ag_metric = dict(roc_auc='roc_auc', log_loss='log_loss', rmse='root_mean_squared_error')[metric]
@@ -212,7 +220,7 @@ def fit_predict(system, train, test, meta, budget, seed, workdir):
             p = m.predict_proba(test.drop(columns=[target])); out = proba_frame(p.to_numpy(), p.columns)
         else: out = np.asarray(m.predict(test.drop(columns=[target])), dtype=float)
         lb = m.leaderboard(silent=True)
-        notes = dict(best=m.model_best, models=lb['model'].tolist()[:20])
+        notes.update(best=m.model_best, models=lb[['model', 'score_val']].head(20).to_dict('records'))
     else: raise ValueError(f"unknown system {system!r}")
     return fit_s, np.asarray(out, dtype=float), notes
 
@@ -229,10 +237,12 @@ def child(args):
         except Exception as e:
             if getattr(e, 'problems', None): print('problems:', e.problems, file=sys.stderr)
             raise
-    self_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
+    # VmHWM (this process's own peak) rather than ru_maxrss: Linux carries ru_maxrss over fork + exec, so it would
+    # report the parent's resident set for a small child
+    self_max = next((int(l.split()[1])/1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')), 0.)
     kids_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024
     np.save(out/'scores.npy', scores)
-    (out/'fit.json').write_text(json.dumps(dict(fit_s=fit_s, peak_mib=max(peak.peak, self_max), self_maxrss_mib=self_max,
+    (out/'fit.json').write_text(json.dumps(dict(fit_s=fit_s, peak_mib=max(peak.peak, self_max), tree_peak_mib=peak.peak, self_hwm_mib=self_max,
                                                 children_maxrss_mib=kids_max, load_start=load0, load_end=os.getloadavg(),
                                                 notes=notes), default=str))
 
@@ -377,6 +387,9 @@ def main(argv=None):
     load_start = [round(x, 2) for x in os.getloadavg()]
     print(f"bench_peers: {len(datasets)} data sets x {len(systems)} systems, budget {budget:g} s, seed {args.seed}; "
           f"{os.cpu_count()} CPUs; load average at start {load_start}", flush=True)
+    git = lambda *a: subprocess.run(['git', '-C', str(REPO), *a], capture_output=True, text=True).stdout.strip()
+    commit, dirty = git('rev-parse', '--short', 'HEAD'), git('status', '--porcelain', '--', 'assembly_line')
+    print(f"repo at {commit}" + (f"; uncommitted library changes: {' '.join(l.split()[-1] for l in dirty.splitlines())}" if dirty else ''), flush=True)
     vers = {}
     for s in systems:
         if s in INSTALL and not args.skip_install: vers[s] = install(s, log=lambda m: print(m, flush=True))
@@ -391,7 +404,7 @@ def main(argv=None):
     rows = []
     raw = stem.with_suffix('.json')
     info = dict(command=' '.join(['python', 'benchmarks/bench_peers.py'] + (argv if argv is not None else sys.argv[1:])),
-                budget=budget, seed=args.seed, cpus=os.cpu_count(),
+                budget=budget, seed=args.seed, cpus=os.cpu_count(), commit=commit, dirty_library=dirty.splitlines(),
                 omp_wait_policy=None if args.omp_spin else 'PASSIVE', started=started, load_start=load_start, versions=vers)
     for name in datasets:
         print(f"[{name}]", flush=True)
