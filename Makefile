@@ -5,7 +5,7 @@
 
 line:
 	bash tools/bootstrap.sh
-	.venv/bin/assembly-line run line -p example adult -p time_budget 60
+	.venv/bin/assembly-line run line -p example adult -p time_budget 60 -p deterministic False -p n_jobs -1
 
 test:
 	bash tools/test.sh

@@ -140,3 +140,16 @@ def adult_bundle(adult_line, tmp_path_factory):
 def cars_line():
     "A small AssemblyLine fitted on the auto-MPG cars (regression), and its raw rows."
     return _fit_line('cars', 'Miles_per_Gallon', None)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _isolated_home(tmp_path_factory):
+    "Runs, the default store and the registry of every test live in a temporary folder, never in the user's runs/."
+    home = tmp_path_factory.mktemp('home')
+    old = {k: os.environ.get(k) for k in ('ASSEMBLY_LINE_HOME', 'ASSEMBLY_LINE_STORE_URL')}
+    os.environ['ASSEMBLY_LINE_HOME'] = str(home)
+    os.environ.pop('ASSEMBLY_LINE_STORE_URL', None)
+    yield home
+    for k, v in old.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
