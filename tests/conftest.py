@@ -122,8 +122,9 @@ def _fit_line(name, target, n, seed=0, **kw):
     from assembly_line.line import AssemblyLine
     df = load_example(name, n=n, seed=seed)
     with threadpool_limits(1):
+        # deterministic: the fixture never depends on how busy the machine is (no clock-driven choices)
         line = AssemblyLine(target, time_budget=kw.pop('time_budget', 20), seed=seed, include=['linear', 'hist_gb'],
-                            tune=False, **kw).fit(df)
+                            tune=False, deterministic=True, n_jobs=1, **kw).fit(df)
     return line, df
 
 @pytest.fixture(scope='session')

@@ -36,7 +36,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def penguins_model(data):
-    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 15, '--jobs', 1, '--include', 'linear,random_forest',
+    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 15, '--jobs', 1, '--include', 'linear,random_forest', '--deterministic',
             '--seed', 1, '--out', data/'peng_model')
     assert p.returncode == 0, p.stderr
     return data/'peng_model', p.stdout
