@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_peers.py --quick               # 10 s budget, penguins + titanic: end-to-end check
     .venv/bin/python benchmarks/bench_peers.py --systems assembly_line,lightgbm --datasets adult,cars --budget 30
     .venv/bin/python benchmarks/bench_peers.py --install-only        # only create the peers' venvs
+    .venv/bin/python benchmarks/bench_peers.py --merge a.json,b.json --out benchmarks/results/peers   # rerun rows win
 
 Data. Each data set comes from `assembly_line.datasets.load_example` (run in the repo's venv) and is split once,
 80/20, seeded (`--seed`), stratified for classification, into `benchmarks/results/data/<name>/{train,test}.parquet`
@@ -357,6 +358,26 @@ def markdown(rows, per, summ, systems, datasets, info)->str:
                                        for s in systems)]
     return '\n'.join(L) + '\n'
 
+def merge(files, stem):
+    "Combine result files: rows keyed by (data set, system), later files win; write and print the table."
+    rows, infos = {}, []
+    for f in files:
+        d = json.loads(Path(f).read_text()); infos.append(d['info'])
+        for r in d['rows']:
+            if r.get('ok') or (r['dataset'], r['system']) not in rows: rows[r['dataset'], r['system']] = r
+    budgets = {i['budget'] for i in infos}
+    if len(budgets) > 1: raise SystemExit(f"cannot merge runs with different budgets: {budgets}")
+    datasets = [d for d in DATASETS if any(k[0] == d for k in rows)]
+    systems = [s for s in SYSTEMS if any(k[1] == s for k in rows)]
+    rows = [rows[k] for k in sorted(rows, key=lambda k: (datasets.index(k[0]), systems.index(k[1])))]
+    info = dict(infos[0], command=' + '.join(i['command'] for i in infos), load_end=infos[-1].get('load_end'),
+                merged=[str(f) for f in files], versions={k: v for i in infos for k, v in i['versions'].items()})
+    per, summ = summarise(rows, systems, datasets)
+    md = markdown(rows, per, summ, systems, datasets, info)
+    stem.with_suffix('.json').write_text(json.dumps(dict(info=info, rows=rows, per_dataset=per, summary=summ), indent=1, default=str))
+    stem.with_suffix('.md').write_text(md)
+    print(md); return 0
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--datasets', default=','.join(DATASETS), help='comma-separated example names')
@@ -370,10 +391,14 @@ def main(argv=None):
                    help='leave OpenMP at its default busy-wait policy (default: OMP_WAIT_POLICY=PASSIVE for every child, '
                         'since spinning OpenMP threads make LightGBM/HGB fits 10-50x slower on a loaded 2-core machine)')
     p.add_argument('--out', default=None, help='results file stem (default benchmarks/results/peers, quick: peers_quick)')
+    p.add_argument('--merge', default=None,
+                   help='comma-separated result JSON files to combine (a later file replaces a (data set, system) row of an '
+                        'earlier one) into --out; runs nothing')
     p.add_argument('--child', default=None, help=argparse.SUPPRESS)
     p.add_argument('--data', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child: return child(args)
+    if args.merge: return merge([Path(f) for f in args.merge.split(',')], Path(args.out) if args.out else RESULTS/'peers')
     datasets = [d for d in args.datasets.split(',') if d]
     systems = [s for s in args.systems.split(',') if s]
     if args.quick:
