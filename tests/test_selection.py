@@ -1,6 +1,8 @@
 "Contracts of `assembly_line.selection`: the fastai estimators under scikit-learn's checks, state and saving, the zoo, screening."
 import pickle, time
 import numpy as np, pandas as pd, pytest
+from sklearn.exceptions import NotFittedError as SkNotFittedError
+from sklearn.utils.validation import check_is_fitted
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from assembly_line.core import ConfigError, DataError, SchemaError, TargetError
@@ -152,7 +154,7 @@ def test_zoo_makes_valid_pipelines(name, target):
         assert isinstance(c, Candidate) and c.flavour in ('tree', 'linear', 'nn')
         pipe = c.make(schema)
         assert [s for s,_ in pipe.steps] == ['preprocess', 'model']
-        assert not hasattr(pipe.named_steps['model'], 'n_features_in_')          # unfitted
+        with pytest.raises(SkNotFittedError): check_is_fitted(pipe.named_steps['model'])   # a fresh, unfitted model
         rs = {k: v for k,v in pipe.get_params().items() if k.startswith('model__') and k.endswith(('random_state', 'random_seed', '__seed'))}
         assert all(v == 7 for v in rs.values()), (n, rs)
         if n == 'tabular_nn': pipe.set_params(model__max_epochs=3)
