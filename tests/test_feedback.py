@@ -34,25 +34,7 @@ def _registry(tmp_path, champion, early):
     reg.register(champion, 'computers', alias='champion', card=False, extra_files={'reference.json': ref.to_json()})
     return reg
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-@contextlib.contextmanager
-def running(app):
-    "Run `app` under a real uvicorn server in a thread; stop it on exit."
-    import uvicorn, httpx
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning', lifespan='on'))
-    th = threading.Thread(target=server.run, daemon=True); th.start()
-    t0 = time.time()
-    while not server.started:
-        if not th.is_alive() or time.time() - t0 > 30: raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c: yield c
-    finally:
-        server.should_exit = True; th.join(60)
+from servers import running   # real uvicorn in a thread (tests/servers.py)
 
 def _wait_logged(store, n, timeout=20):
     t0 = time.time()
@@ -117,7 +99,7 @@ def test_story_against_the_server(tmp_path, champion, early, computers):
     app = create_app('computers', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05, extra_routers=[fb])
     auth = {'Authorization': f'Bearer {TOKEN}'}
     n = 0
-    with running(app) as c:
+    with running(app, timeout=120) as c:
         def serve_month(m):
             nonlocal n
             rows = computers[computers.trend == m]
@@ -178,7 +160,7 @@ def test_bad_labels_and_small_windows_lose_nothing(tmp_path, champion, early, co
     assert not d0.fire and any('no predictions logged' in b for b in d0.blockers) and d0.windows.empty
     app = create_app('computers', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)
     rows = computers[computers.trend == 9].iloc[:60]
-    with running(app) as c:
+    with running(app, timeout=120) as c:
         X = json.loads(rows.drop(columns=['price', 'trend']).to_json(orient='records'))
         ids = c.post('/predict', json=X, headers={'X-Request-ID': 'b'}).json()['request_ids']
         _wait_logged(store, 60)

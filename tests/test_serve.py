@@ -15,26 +15,7 @@ from assembly_line.serve import create_app, records_frame, PredictionLogger, Log
 TOKEN = 'test-admin-token-123'
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-@contextlib.contextmanager
-def running(app):
-    "Run `app` under a real uvicorn server in a thread; stop it (lifespan shutdown included) on exit."
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning', lifespan='on'))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not server.started:
-        if not th.is_alive() or time.time()-t0 > 30: raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c: yield c
-    finally:
-        server.should_exit = True
-        th.join(60)
+from servers import running   # real uvicorn in a thread (tests/servers.py)
 
 @pytest.fixture(scope='module')
 def reg(adult_line, tmp_path_factory):
