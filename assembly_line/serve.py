@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #9749effb
+# %% ../nbs/92_serve.ipynb #e24d0d98
 import os, io, re, json, math, time, uuid, hmac, queue, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +18,7 @@ from .store import Store, ModelVersion, jsonable, mask_url
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #8d2521bb
+# %% ../nbs/92_serve.ipynb #c457d986
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -91,7 +91,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 
-# %% ../nbs/92_serve.ipynb #8077d07c
+# %% ../nbs/92_serve.ipynb #4aa3af1f
 @dataclass
 class LogEntry:
     "One request's predictions, queued for the store."
@@ -112,6 +112,14 @@ class LogEntry:
                      latency_ms=self.latency_ms, ts=self.ts)
                 for r, i, p, q in zip(self.request_ids, ins, self.predictions, pr)]
 
+def _store_down(exc)->bool:
+    "True for a store failure that can pass (database locked, busy, unreachable); False when the store refuses the rows."
+    import sqlalchemy.exc as sx
+    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+    return isinstance(cause, (sx.OperationalError, sx.InterfaceError)) or bool(getattr(cause, 'connection_invalidated', False))
+
+_log = logging.getLogger(__name__)
+
 class PredictionLogger:
     "Buffers logged predictions in memory and writes them to the store in batches from a background thread."
     def __init__(self,
@@ -119,66 +127,112 @@ class PredictionLogger:
                  interval:float=0.2, # seconds between flushes
                  batch:int=2000, # flush as soon as this many rows wait
                  max_pending:int=200_000, # rows kept in memory while the store is down; beyond, the oldest are dropped
+                 retry:float=1.0, # seconds between attempts while the store is down
+                 close_timeout:float=30., # on `close`, keep trying a store that is down this long before dropping the rest
                 ):
         self.store,self.interval,self.batch,self.max_pending = store,interval,batch,max_pending
-        self._q, self._lock, self._wake, self._stop = [], threading.Lock(), threading.Event(), threading.Event()
-        self.pending = self.written = self.dropped = self.flushes = 0
-        self.last_error, self.last_flush = None, None
+        self.retry,self.close_timeout = retry,close_timeout
+        self._q, self._lock, self._io = [], threading.Lock(), threading.Lock()   # _io: one writer at a time
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self.pending = self.written = self.dropped = self.flushes = self.retries = 0
+        self.last_error, self.last_flush, self.closed = None, None, False
         self._thread = threading.Thread(target=self._run, name='assembly-line-log', daemon=True)
         self._thread.start()
 
     def submit(self, entry:LogEntry):
-        "Queue one request's predictions (returns at once)."
-        n = len(entry.request_ids)
+        "Queue one request's predictions (returns at once); after `close`, write them before returning."
         with self._lock:
-            self._q.append(entry); self.pending += n
-            while self.pending > self.max_pending and len(self._q) > 1:
-                old = self._q.pop(0); self.pending -= len(old.request_ids); self.dropped += len(old.request_ids)
-                self.last_error = f"more than {self.max_pending} predictions waiting for the store: oldest dropped"
-        if self.pending >= self.batch: self._wake.set()
+            self._q.append(entry); self.pending += len(entry.request_ids)
+            self._cap()
+            closed = self.closed
+        if closed: self._drain(self.close_timeout)      # a prediction answered after shutdown began is still logged
+        elif self.pending >= self.batch: self._wake.set()
+
+    def _cap(self):
+        "Drop the oldest queued entries beyond `max_pending` rows (call with `_lock` held)."
+        while self.pending > self.max_pending and len(self._q) > 1:
+            old = self._q.pop(0); self.pending -= len(old.request_ids); self.dropped += len(old.request_ids)
+            self.last_error = f"more than {self.max_pending} predictions waiting for the store: oldest dropped"
 
     def _take(self)->list:
+        "Everything queued; its rows stay counted in `pending` until they are written or dropped."
         with self._lock:
             q, self._q = self._q, []
-            self.pending = 0
         return q
 
-    def _write(self, entries:list):
-        if not entries: return
+    def _requeue(self, entries:list):
+        "Put entries the store could not take back at the head of the queue, in order."
+        with self._lock:
+            self._q[:0] = entries
+            self.retries += 1
+            self._cap()
+
+    def _done(self, entries:list, written:bool):
+        n = sum(len(e.request_ids) for e in entries)
+        with self._lock:
+            self.pending -= n
+            if written: self.written += n
+            else: self.dropped += n
+
+    def _write(self, entries:list)->list:
+        "Write `entries`; return those to try again because the store is down (entries it refuses are dropped)."
         try:
             self.store.log_predictions([r for e in entries for r in e.rows()])
-            self.written += sum(len(e.request_ids) for e in entries)
+            self._done(entries, written=True)
+            return []
         except Exception as exc:
-            if len(entries) > 1:                      # one bad request must not take the others with it
-                for e in entries: self._write([e])
-                return
-            self.dropped += len(entries[0].request_ids)
             self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            if _store_down(exc): return entries
+            if len(entries) == 1: self._done(entries, written=False); return []
+            for i, e in enumerate(entries):              # one bad request must not take the others with it
+                if self._write([e]): return entries[i:]
+            return []
         finally: self.flushes += 1; self.last_flush = time.time()
 
-    def flush(self):
-        "Write everything queued now (in the caller's thread)."
-        q = self._take()
-        for i in range(0, len(q), 200): self._write(q[i:i+200])
+    def flush(self)->bool:
+        "Write everything queued now (in the caller's thread); False when the store is down and rows wait for a retry."
+        with self._io:
+            q = self._take()
+            for i in range(0, len(q), 200):
+                left = self._write(q[i:i+200])
+                if left: self._requeue(left + q[i+200:]); return False
+            return True
+
+    def _drain(self, timeout:float)->bool:
+        "Flush, trying a store that is down again for up to `timeout` seconds; what is left then is counted in `dropped`."
+        deadline = time.monotonic() + timeout
+        while not self.flush():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                q = self._take(); self._done(q, written=False)
+                n = sum(len(e.request_ids) for e in q)
+                _log.error("prediction log: %d prediction(s) not written, the store stayed down for %.0f s: %s",
+                           n, timeout, self.last_error)
+                return False
+            time.sleep(min(self.retry, left))
+        return True
 
     def _run(self):
+        ok = True
         while not self._stop.is_set():
-            self._wake.wait(self.interval); self._wake.clear()
-            try: self.flush()
-            except Exception as exc: self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            if ok: self._wake.wait(self.interval); self._wake.clear()
+            else: self._stop.wait(self.retry)            # the store is down: try again later, not on every submit
+            try: ok = self.flush()
+            except Exception as exc: self.last_error, ok = f"{type(exc).__name__}: {exc}"[:500], False
 
-    def close(self, timeout:float|None=None):
-        "Stop the thread (waiting for a write in progress) and write everything still queued."
+    def close(self, timeout:float|None=None)->bool:
+        "Stop the thread, then write everything queued, trying a store that is down for `timeout` s (default `close_timeout`)."
         self._stop.set(); self._wake.set()
-        self._thread.join(timeout)          # a daemon thread killed mid-write would lose the rows it holds
-        self.flush()
+        self._thread.join()                 # waits for a write in progress: a daemon thread killed mid-write loses its rows
+        with self._lock: self.closed = True  # from now on `submit` writes in the caller's thread
+        return self._drain(self.close_timeout if timeout is None else timeout)
 
     def stats(self)->dict:
-        "Pending, written and dropped rows, flushes and the last error."
+        "Rows pending (queued or being written), written and dropped; flushes, retries while the store was down, last error."
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
-                    last_error=self.last_error)
+                    retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #8d4d8dab
+# %% ../nbs/92_serve.ipynb #cdf2f031
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -215,7 +269,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #c4998806
+# %% ../nbs/92_serve.ipynb #2b395f78
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -249,7 +303,8 @@ class ModelService:
         "Start the model thread and the prediction logger (again after `close`)."
         if self.executor is None:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix='assembly-line-model', initializer=_one_thread)
-        if self.log and self.logger is None: self.logger = PredictionLogger(self.store, interval=self.log_interval)
+        if self.log and (self.logger is None or self.logger.closed):
+            self.logger = PredictionLogger(self.store, interval=self.log_interval)
         self.started = time.time()
 
     # ---- requests ------------------------------------------------------------------------------
@@ -302,7 +357,7 @@ class ModelService:
         else: labels, pr = np.asarray(scores, dtype=float).tolist(), None
         rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else [uuid.uuid4().hex for _ in range(n)]
         ms = (time.perf_counter()-t0)*1000
-        if self.logger is not None:
+        if self.logger is not None:                 # a closed logger writes at once: an answer is never unlogged
             self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, pr, ms, dt.datetime.now(dt.timezone.utc)))
         out = dict(model=m.name, version=m.version, request_ids=rids, predictions=labels)
         if proba: out['probabilities'] = pr
@@ -370,14 +425,22 @@ class ModelService:
                              ref=m.ref, store=store, logging=self.logger.stats() if self.logger else None,
                              uptime_s=round(time.time()-self.started, 1)))
 
-    def close(self):
-        "Flush the prediction log and stop the model thread."
-        ex, self.executor = self.executor, None
-        if ex is not None: ex.shutdown(wait=True)
-        lg, self.logger = self.logger, None
-        if lg is not None: lg.close()
+    async def run_model(self, fn, *args):
+        "Run `fn(*args)` on the model thread; 503 once the service is shutting down."
+        ex = self.executor
+        try:
+            if ex is None: raise RuntimeError("the model thread is stopped")
+            fut = asyncio.get_running_loop().run_in_executor(ex, fn, *args)   # raises once the executor is shut down
+        except RuntimeError: raise _bad("the service is shutting down", status=503, error='ShuttingDown') from None
+        return await fut
 
-# %% ../nbs/92_serve.ipynb #c208e4de
+    def close(self):
+        "Finish the predictions already accepted, then write the whole prediction log (the lifespan shutdown calls it)."
+        ex, self.executor = self.executor, None
+        if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
+        if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
+
+# %% ../nbs/92_serve.ipynb #70ebfbc5
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -447,7 +510,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
                             headers={'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
 
     errs = {422: dict(model=ErrorBody, description="invalid input: every problem listed"), 413: dict(model=ErrorBody),
-            415: dict(model=ErrorBody)}
+            415: dict(model=ErrorBody), 503: dict(model=ErrorBody, description="the service is shutting down")}
     body_doc = {'requestBody': {'required': True, 'content': {
         'application/json': {'schema': {'oneOf': [{'$ref': '#/components/schemas/Record'},
                                                   dict(type='object', properties=dict(records=dict(type='array', items={'$ref': '#/components/schemas/Record'}))),
@@ -466,8 +529,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
             raise _bad("the request body is too large", status=413, expected=f"at most {max_body_mb} MB")
         body = await request.body()
         data = svc.parse(body, request.headers.get('content-type'))
-        loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(svc.executor, svc.predict, data, proba, strict, x_request_id)
+        out = await svc.run_model(svc.predict, data, proba, strict, x_request_id)
         return JSONResponse(out)
 
     @app.get('/health', tags=['service'])

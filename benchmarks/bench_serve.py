@@ -6,7 +6,8 @@ under a real uvicorn server (subprocess, loopback, keep-alive), next to the bare
 Bare and service calls alternate request by request, so both see the same machine load. "bare line" is
 `line.predict_proba(one_row_frame)` (cleaning + schema validation + model), "bare model" is the fitted predictor on
 already-prepared rows. Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
->= 80% of bare. Prints a table; asserts nothing.
+>= 80% of bare. Then it stops the server with SIGTERM, rows still queued in its prediction log, and checks that every
+request id the service answered is in the store. Prints tables; asserts nothing.
 """
 import os
 os.environ.setdefault('OMP_NUM_THREADS', '1')          # the bare side runs as the service does: one OpenMP thread
@@ -30,15 +31,16 @@ def main():
     ap.add_argument('--data', help='a CSV of adult rows to predict (else load_example)')
     ap.add_argument('--no-log', action='store_true', help='serve without the prediction log')
     a = ap.parse_args()
+    load0 = os.getloadavg()
     warnings.filterwarnings('ignore')
     import httpx
     from threadpoolctl import threadpool_limits
     from assembly_line.line import AssemblyLine
+    from assembly_line.datasets import load_example
     threadpool_limits(1)
     tmp = Path(tempfile.mkdtemp(prefix='bench-serve-'))
     if a.bundle: bundle = Path(a.bundle)
     else:
-        from assembly_line.datasets import load_example
         t = time.time()
         line = AssemblyLine('income', time_budget=180, include=['hist_gb'], tune=False, ensemble=False, seed=0)
         line.fit(load_example('adult', n=a.rows, seed=0))
@@ -48,6 +50,9 @@ def main():
     need = a.singles + 20 + a.batches*a.batch_size
     test = pd.read_csv(a.data) if a.data else load_example('adult', n=need, seed=1)
     test = test.drop(columns='income', errors='ignore').iloc[:need].reset_index(drop=True)
+    if len(test) < need:      # short batches would skew the rows/s figures and the expected log count
+        raise SystemExit(f"--data holds {len(test)} rows; {a.singles} singles + 20 warm-up + {a.batches} batches of "
+                         f"{a.batch_size} need {need}")
     recs = json.loads(test.to_json(orient='records'))
 
     port, url = free_port(), f"sqlite:///{tmp/'store.sqlite'}"
@@ -64,16 +69,21 @@ def main():
             except httpx.TransportError: pass
             if srv.poll() is not None or time.time()-t0 > 120: raise SystemExit("the server did not start")
             time.sleep(0.1)
+        answered = []                                   # every request id the service returned
+        def post(*args, **kw):
+            r = c.post(*args, **kw)
+            if r.status_code == 200: answered.extend(r.json()['request_ids'])
+            return r
         # warm up both sides
         for i in range(20):
-            c.post('/predict', json=recs[i]); line.predict_proba(test.iloc[[i]])
+            post('/predict', json=recs[i]); line.predict_proba(test.iloc[[i]])
         bare, model, svc = [], [], []
         for i in range(a.singles):
             row = test.iloc[[i]]
             t = time.perf_counter(); line.predict_proba(row); bare.append(time.perf_counter()-t)
             X = line.prepare(row)
             t = time.perf_counter(); line.model_.predict_scores(X); model.append(time.perf_counter()-t)
-            t = time.perf_counter(); r = c.post('/predict?proba=true', json=recs[i]); svc.append(time.perf_counter()-t)
+            t = time.perf_counter(); r = post('/predict?proba=true', json=recs[i]); svc.append(time.perf_counter()-t)
             assert r.status_code == 200, r.text
         bb, bs, bc = [], [], []
         for k in range(a.batches):
@@ -81,15 +91,15 @@ def main():
             df, body = test.iloc[lo:lo+a.batch_size], {'records': recs[lo:lo+a.batch_size]}
             csv = df.to_csv(index=False)
             t = time.perf_counter(); line.predict_proba(df); bb.append(time.perf_counter()-t)
-            t = time.perf_counter(); r = c.post('/predict?proba=true', json=body); bs.append(time.perf_counter()-t)
+            t = time.perf_counter(); r = post('/predict?proba=true', json=body); bs.append(time.perf_counter()-t)
             assert r.status_code == 200, r.text
-            t = time.perf_counter(); r = c.post('/predict', content=csv, headers={'Content-Type': 'text/csv'}); bc.append(time.perf_counter()-t)
+            t = time.perf_counter(); r = post('/predict', content=csv, headers={'Content-Type': 'text/csv'}); bc.append(time.perf_counter()-t)
             assert r.status_code == 200, r.text
         h = c.get('/health').json()
     finally:
-        srv.terminate(); srv.wait(60)
+        srv.terminate(); rc = srv.wait(60)              # SIGTERM: uvicorn's graceful stop, then the log is written
     from assembly_line.store import Store
-    logged = Store(url).count_predictions()
+    logged = set(Store(url).get_predictions()['request_id']) if not a.no_log else set()
     n = a.batch_size
     rate = lambda ts: n/np.median(ts)
     tab = pd.DataFrame([
@@ -100,15 +110,19 @@ def main():
         dict(what='single: paired overhead (median of svc_i - bare_i)', p50_ms=float(np.median(np.subtract(svc, bare))*1000),
              p99_ms=float('nan')),
     ])
-    print(f"\nload average before/after: {os.getloadavg()} on {os.cpu_count()} CPUs; {a.singles} singles, "
+    print(f"\nload average (1/5/15 min) at the start {tuple(round(x, 2) for x in load0)}, at the end "
+          f"{tuple(round(x, 2) for x in os.getloadavg())} on {os.cpu_count()} CPUs; {a.singles} singles, "
           f"{a.batches} batches of {n}; prediction log {'off' if a.no_log else 'on'}\n")
     print(tab.to_string(index=False, float_format=lambda v: f"{v:8.2f}"))
     bt = pd.DataFrame([dict(what='batch: bare line.predict_proba', rows_per_s=rate(bb), share_of_bare=1.),
                        dict(what='batch: service JSON records', rows_per_s=rate(bs), share_of_bare=rate(bs)/rate(bb)),
                        dict(what='batch: service CSV', rows_per_s=rate(bc), share_of_bare=rate(bc)/rate(bb))])
     print(); print(bt.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
-    expect = a.singles + 20 + 2*a.batches*n
-    print(f"\nlogged predictions in the store after shutdown: {logged} (expected {expect if not a.no_log else 0}); "
-          f"logger at the end: {h['logging']}")
+    expect = set() if a.no_log else set(answered)
+    lg = h['logging'] or {}
+    print(f"\nprediction log after SIGTERM (server exit status {rc}): {len(logged & expect)} of {len(expect)} answered "
+          f"predictions logged -> logged == expected: {logged == expect} ({len(expect - logged)} missing, "
+          f"{len(logged - expect)} unexpected); logger at the last /health: pending {lg.get('pending')}, "
+          f"written {lg.get('written')}, dropped {lg.get('dropped')}, last error {lg.get('last_error')}")
 
 if __name__ == '__main__': main()

@@ -1,6 +1,6 @@
 """The prediction service against a real uvicorn server on a free loopback port: every route, good and bad input,
 the admin token, tampered bundles, and the prediction log in real SQLite / PostgreSQL stores."""
-import json, random, shutil, socket, threading, time, contextlib
+import json, random, shutil, signal, socket, sqlite3, threading, time, contextlib
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
@@ -15,7 +15,7 @@ from assembly_line.serve import create_app, records_frame, PredictionLogger, Log
 TOKEN = 'test-admin-token-123'
 
 
-from servers import running   # real uvicorn in a thread (tests/servers.py)
+from servers import running, serving_process   # real uvicorn in a thread / in a subprocess (tests/servers.py)
 
 @pytest.fixture(scope='module')
 def reg(adult_line, tmp_path_factory):
@@ -259,6 +259,58 @@ def test_log_flushed_on_shutdown_sqlite(adult_bundle, sqlite_url, rows):
 def test_log_flushed_on_shutdown_postgres(adult_bundle, pg_url, rows):
     st = _flush_on_shutdown(adult_bundle, pg_url, rows)
     assert st.dialect == 'postgresql'
+
+def _load(base, recs, sent, stop, per_thread=40, size=25):
+    "One client: up to `per_thread` batch requests of `size` records; collects the request ids of every answer."
+    with httpx.Client(base_url=base, timeout=60) as c:
+        for k in range(per_thread):
+            if stop.is_set(): return
+            lo = (k*size) % len(recs)
+            try: r = c.post('/predict', json={'records': (recs*2)[lo:lo+size]})
+            except httpx.TransportError: return                 # the server stopped accepting: nothing was answered
+            if r.status_code != 200: return
+            sent.extend(r.json()['request_ids'])
+
+@pytest.mark.slow
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_stop_under_load_logs_every_answer(adult_bundle, tmp_path, rows, sig):
+    """The real server (a subprocess) under concurrent load while another process holds the store's write lock, stopped
+    by a signal at once: every request it answered -- before or after the signal -- is in the log afterwards."""
+    path = tmp_path/'store.sqlite'
+    url = f"sqlite:///{path}"
+    Store(url).close()
+    recs, sent, stop = _recs(rows), [], threading.Event()
+    with serving_process(adult_bundle, url, busy_timeout=0.2, log_interval=0.05) as (proc, base):
+        hold = sqlite3.connect(path, isolation_level=None, timeout=30)
+        hold.execute('BEGIN IMMEDIATE')                          # e.g. a batch job writing: the log's writes fail for now
+        clients = [threading.Thread(target=_load, args=(base, recs, sent, stop)) for _ in range(8)]
+        for t in clients: t.start()
+        t0 = time.time()
+        while len(sent) < 2000 and time.time() - t0 < 30 and any(t.is_alive() for t in clients): time.sleep(0.05)
+        queued = httpx.get(f"{base}/health", timeout=30).json()['logging']
+        proc.send_signal(sig)                                   # at once, with thousands of rows still queued
+        time.sleep(1.5)                                         # shutting down while the store still refuses writes
+        hold.rollback(); hold.close()
+        for t in clients: t.join(60)
+        stop.set()
+        proc.wait(60)
+    assert len(sent) >= 2000 and queued['pending'] > 0, (len(sent), queued)   # the stop really met a queued log
+    logged = set(Store(url).get_predictions()['request_id'])
+    missing = set(sent) - logged
+    assert len(missing) == 0, f"{len(missing)} of {len(sent)} answered predictions are not in the log ({queued})"
+
+def test_no_unlogged_answer_after_close(adult_bundle, sqlite_url, rows):
+    "Once the lifespan shutdown has closed the service: a request gets 503, and a prediction still run is logged at once."
+    from fastapi.testclient import TestClient
+    recs = _recs(rows)
+    app = create_app(adult_bundle, sqlite_url, log_interval=3600)
+    with TestClient(app) as c: first = c.post('/predict', json=recs[0]).json()['request_ids']
+    svc = app.state.service
+    late = TestClient(app).post('/predict', json=recs[1])       # no lifespan here: the service stays closed
+    assert late.status_code == 503 and late.json()['error'] == 'ShuttingDown'
+    more = svc.predict(recs[2:5])['request_ids']                 # e.g. a model call that was already under way
+    assert svc.logger.closed and svc.logger.stats()['pending'] == 0
+    assert set(Store(sqlite_url).get_predictions()['request_id']) == set(first + more)
 
 def test_logger_isolates_a_bad_request(sqlite_url):
     "A reused request id is refused by the store; the other requests of the same flush are still written."
