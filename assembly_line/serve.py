@@ -6,8 +6,10 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #e24d0d98
+# %% ../nbs/92_serve.ipynb #953c7d56
 import os, io, re, json, math, time, uuid, hmac, queue, asyncio, threading, logging, importlib.util, datetime as dt
+try: import orjson as _orjson      # fast JSON for the request/response hot path (a core requirement; optional here)
+except ImportError: _orjson = None
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from .store import Store, ModelVersion, jsonable, mask_url
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #c457d986
+# %% ../nbs/92_serve.ipynb #a8b6a977
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -61,11 +63,11 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
     for c in feats:
         col = [r.get(c, _MISSING) for r in records]
         role = schema.columns[c].role
-        miss = [i for i, v in enumerate(col) if v is _MISSING]
-        if miss:
+        if _MISSING in col:
+            miss = [i for i, v in enumerate(col) if v is _MISSING]
             probs.append(_problem(c, 'missing_column', f"column {c!r} is missing from {len(miss)} record(s) (send null for a missing value)",
                                   miss, expected=f"{role} column")); continue
-        types = {type(v) for v in col}
+        types = set(map(type, col))
         if not types <= set(_SCALARS):
             rows = [i for i, v in enumerate(col) if not isinstance(v, _SCALARS)]
             probs.append(_problem(c, 'wrong_type', f"column {c!r} holds nested values (objects or lists) in {len(rows)} record(s)",
@@ -75,12 +77,16 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
                 rows = [i for i, v in enumerate(col) if isinstance(v, bool)]
                 probs.append(_problem(c, 'wrong_type', f"column {c!r} should hold numbers but holds true/false in {len(rows)} record(s)",
                                       rows, [col[i] for i in rows], 'numbers')); continue
-            nums = [i for i, v in enumerate(col) if isinstance(v, (int, float)) and not _finite(v)]
+            arr = None
+            if str not in types:                     # numbers and nulls: one conversion (None → NaN), one finiteness check
+                try: arr = np.array(col, dtype='float64')
+                except OverflowError: pass           # an integer too large for a float: found row by row below
+            nums = (np.flatnonzero(np.isinf(arr)).tolist() if arr is not None else
+                    [i for i, v in enumerate(col) if isinstance(v, (int, float)) and not _finite(v)])
             if nums:
                 probs.append(_problem(c, 'not_finite', f"column {c!r}: {len(nums)} value(s) are infinite or too large for a float",
                                       nums, [col[i] for i in nums], 'finite numbers')); continue
-            if str not in types:
-                cols[c] = np.array([np.nan if v is None else v for v in col], dtype='float64'); continue
+            if arr is not None: cols[c] = arr; continue
         cols[c] = np.array(col, dtype=object)
     known = set(schema.columns) | set(ignore)
     extra = sorted({k for r in records for k in r if k not in known}, key=str)
@@ -91,7 +97,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 
-# %% ../nbs/92_serve.ipynb #4aa3af1f
+# %% ../nbs/92_serve.ipynb #4e85e4cb
 @dataclass
 class LogEntry:
     "One request's predictions, queued for the store."
@@ -232,7 +238,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #cdf2f031
+# %% ../nbs/92_serve.ipynb #51039f5e
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -269,7 +275,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #2b395f78
+# %% ../nbs/92_serve.ipynb #5ae2394b
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -285,6 +291,29 @@ def _bad(message, problems=(), status=422, error='InvalidInput', **kw):
     return InputError(status, jsonable(dict(error=error, message=message, problems=list(problems), **kw)))
 
 def _reject_constant(c): raise ValueError(f"{c} is not valid JSON (send null for a missing value)")
+
+def _loads(body:bytes):
+    "A request body's JSON: orjson's fast parser, and the standard one for whatever orjson refuses (its messages, huge numbers)."
+    if _orjson is not None:
+        try: return _orjson.loads(body)
+        except _orjson.JSONDecodeError: pass
+    return json.loads(body, parse_constant=_reject_constant)
+
+def _new_ids(n:int)->list:
+    "`n` random 32-hex-digit request ids from one `os.urandom` call (uuid4 per row costs ~1.5 µs each)."
+    h = os.urandom(16*n).hex()
+    return [h[i:i+32] for i in range(0, 32*n, 32)]
+
+_LINE_MS = '_line_ms'
+
+def _json_response(content, status_code:int=200, headers:dict|None=None):
+    "A JSON response encoded by orjson (NaN → null), else Starlette's `JSONResponse`."
+    from starlette.responses import Response, JSONResponse
+    if _orjson is not None:
+        try: return Response(_orjson.dumps(content, option=_orjson.OPT_SERIALIZE_NUMPY), status_code=status_code,
+                             headers=headers, media_type='application/json')
+        except TypeError: pass
+    return JSONResponse(content, status_code=status_code, headers=headers)
 
 class ModelService:
     "The state behind the app: served model, store, registry, logger and the model thread."
@@ -320,7 +349,7 @@ class ModelService:
             return df
         if ct != 'application/json' and not ct.endswith('+json'):
             raise _bad(f"unsupported content type {ct!r}", status=415, expected=['application/json', 'text/csv'])
-        try: data = json.loads(body, parse_constant=_reject_constant)
+        try: data = _loads(body)
         except (ValueError, RecursionError) as e:
             raise _bad(f"the body is not valid JSON: {str(e)[:300]}", expected="a JSON record, {'records': [...]}, or a list of records") from None
         if isinstance(data, Mapping) and 'records' in data and isinstance(data['records'], list): recs = data['records']
@@ -343,6 +372,7 @@ class ModelService:
         else:
             X, probs, warns = records_frame(data, m.line.schema_, ignore=(m.target,))
             if probs: raise _bad(f"{len(probs)} problem(s) in the input; nothing was predicted", probs, error='SchemaError')
+        t1 = time.perf_counter()
         try: Xp = m.line.prepare(X, mode='strict' if strict else 'lenient')
         except SchemaError as e:
             raise _bad(f"{len(e.problems)} problem(s) in the input; nothing was predicted", _problem_dicts(e.problems), error='SchemaError') from None
@@ -350,18 +380,20 @@ class ModelService:
         except (TypeError, ValueError, OverflowError) as e:        # a value pandas could not handle: still the client's input
             raise _bad(f"the input could not be converted to the training types: {str(e)[:300]}") from None
         scores = m.line.model_.predict_scores(Xp)
+        line_ms = (time.perf_counter()-t1)*1000     # the line's own work: what `line.predict_proba` does
         if m.task.is_classification:
             classes = m.classes
             labels = np.asarray(m.line.classes_)[np.asarray(scores).argmax(1)].tolist()
             pr = [dict(zip(classes, r)) for r in np.asarray(scores, dtype=float).tolist()]
         else: labels, pr = np.asarray(scores, dtype=float).tolist(), None
-        rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else [uuid.uuid4().hex for _ in range(n)]
+        rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else _new_ids(n)
         ms = (time.perf_counter()-t0)*1000
         if self.logger is not None:                 # a closed logger writes at once: an answer is never unlogged
             self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, pr, ms, dt.datetime.now(dt.timezone.utc)))
         out = dict(model=m.name, version=m.version, request_ids=rids, predictions=labels)
         if proba: out['probabilities'] = pr
         if warns: out['warnings'] = warns
+        out[_LINE_MS] = line_ms                   # popped by the endpoint into a Server-Timing header
         return out
 
     # ---- admin -----------------------------------------------------------------------------------
@@ -440,7 +472,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #70ebfbc5
+# %% ../nbs/92_serve.ipynb #511a07ce
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -530,7 +562,8 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         body = await request.body()
         data = svc.parse(body, request.headers.get('content-type'))
         out = await svc.run_model(svc.predict, data, proba, strict, x_request_id)
-        return JSONResponse(out)
+        # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
+        return _json_response(out, headers={'Server-Timing': f"line;dur={out.pop(_LINE_MS):.3f}"})
 
     @app.get('/health', tags=['service'])
     def health():
