@@ -215,6 +215,25 @@ def test_preprocessor_outputs_on_real_data(flavour, titanic, adult, cars, hotel)
         if flavour == 'nn': assert cats and not out[cats].isna().any().any()
         else: assert not cats
 
+@pytest.mark.parametrize('flavour', _FLAVOURS)
+def test_few_rows_path_matches_the_vector_path(flavour, titanic, adult, cars, hotel, monkeypatch):
+    "Up to `_FEW_ROWS` rows the level lookups go value by value; every output must equal the vector path's, odd values included."
+    import assembly_line.features as F
+    for df, target in ((titanic, 'survived'), (adult, 'income'), (cars, 'Miles_per_Gallon'), (hotel, 'is_canceled')):
+        s = infer_schema(df, target=target)
+        tr, te = df.iloc[:len(df)*2//3], df.iloc[len(df)*2//3:].copy()
+        cat = [c for c in s.features if s.columns[c].role in (Role.CATEGORICAL, Role.BOOLEAN) and te[c].dtype == object]
+        num = [c for c in s.features if s.columns[c].role is Role.NUMERIC]
+        if cat: te.loc[te.index[:3], cat[0]] = ['never-seen-level', None, te[cat[0]].iloc[5]]
+        if num: te[num[0]] = te[num[0]].astype(float); te.loc[te.index[:3], num[0]] = [np.nan, np.inf, 1e9]
+        pre = make_preprocessor(s, flavour, df=tr).fit(tr, tr[target])
+        for rows in (te.iloc[:1], te.iloc[1:2], te.iloc[:3], te.iloc[:F._FEW_ROWS], te.iloc[::-1].iloc[:7]):
+            few = pre.transform(rows)
+            with monkeypatch.context() as m:
+                m.setattr(F, '_FEW_ROWS', -1)
+                many = pre.transform(rows)
+            pd.testing.assert_frame_equal(few, many, obj=f"{target}/{flavour}/{len(rows)} rows")
+
 def test_preprocessor_new_data_at_predict_time(adult):
     s = infer_schema(adult, target='income')
     tr, te = adult.iloc[:900], adult.iloc[900:].astype({'age': float})
