@@ -260,3 +260,139 @@ def test_profile(titanic):
     assert '891 rows' in p._repr_markdown_().replace(',', '')
     import matplotlib; matplotlib.use('Agg')
     fig = p.plot(); assert len(fig.axes) == 3
+
+# ---- the few-row path of Schema.coerce/validate: identical to the vector path ---------------------
+import assembly_line.data as D
+from assembly_line.datasets import EXAMPLES
+
+def _outcome(schema, df, **kw):
+    "What a caller sees: strict problems, and the lenient coerced frame (or the exception it raised)."
+    try: probs = [p.to_dict() for p in schema.validate(df, 'strict', **kw).problems]
+    except Exception as e: probs = (type(e).__name__, str(e))   # e.g. inf in an int column (pandas refuses the cast)
+    try: out = schema.coerce(df, 'lenient', **kw)
+    except Exception as e: out = (type(e).__name__, str(e), [p.to_dict() for p in getattr(e, 'problems', None) or []])
+    return probs, out
+
+def _assert_same(a, b, what):
+    assert a[0] == b[0], what
+    if isinstance(a[1], pd.DataFrame):
+        assert isinstance(b[1], pd.DataFrame), (what, b[1])
+        pd.testing.assert_frame_equal(a[1], b[1], check_exact=True, check_index_type=True, check_column_type=True, obj=what)
+        for n in a[1].columns:   # object columns: the same Python types (1 vs 1.0 vs True, None vs NaN)
+            if a[1][n].dtype == object: assert [type(v) for v in a[1][n]] == [type(v) for v in b[1][n]], (what, n)
+            if a[1][n].dtype.kind == 'f': assert (np.signbit(a[1][n]) == np.signbit(b[1][n])).all(), (what, n)   # -0.0 vs 0.0
+    else: assert a[1] == b[1], what
+
+def _variants(df, schema, rng):
+    "The frame as is, and with the bad or odd values a request brings, by the columns' roles."
+    feats = [n for n in schema.features if n in df.columns]
+    num = [n for n in feats if schema[n].role is Role.NUMERIC]
+    cat = [n for n in feats if schema[n].role is Role.CATEGORICAL and schema[n].dtype == 'object']
+    boo = [n for n in feats if schema[n].role is Role.BOOLEAN]
+    ints = [n for n in num if schema[n].dtype == 'int64']
+    def pick(cols): return cols[rng.integers(len(cols))] if cols else None
+    def cell(d, col, v):
+        d = d.copy()
+        if col is None or not len(d): return d
+        d[col] = d[col].astype(object); d.iloc[int(rng.integers(len(d))), d.columns.get_loc(col)] = v
+        return d
+    fmt = [lambda v: f"{v:,}", lambda v: f"${v}", lambda v: f" {v} ", lambda v: f"{v}", lambda v: f"{v/1000}k", lambda v: f"{v*100}%"]
+    out = {'as is': df}
+    for i, f in enumerate(fmt):    # numbers written as text
+        d = df.copy()
+        for n in num: d[n] = [None if pd.isna(v) else f(v) for v in d[n]]
+        out[f'numbers as text {i}'] = d
+    out['ints as text'] = df.assign(**{n: df[n].map(lambda v: None if pd.isna(v) else str(int(v))) for n in ints})
+    out['ints as floats'] = df.assign(**{n: df[n].astype('float64') for n in ints})
+    out['half in an int column'] = cell(df, pick(ints), 2.5)
+    out['-0 as text'] = cell(df.assign(**{n: df[n].astype(str) for n in ints[:1]}), pick(ints[:1]), '-0')
+    floats = [n for n in num if schema[n].dtype == 'float64']
+    out['-0 among floats as text'] = cell(df.assign(**{n: df[n].astype(str) for n in floats}), pick(floats), '-0')
+    out['-0 among floats'] = cell(df, pick(floats), '-0')     # parse_numbers reads it as -0.0 next to a float, 0.0 next to ints
+    out['unparseable'] = cell(df, pick(num), 'abc')
+    out['bool in a number column'] = cell(df, pick(num), True)
+    out['dates in a number column'] = df.assign(**{n: pd.Timestamp('2020-01-02') for n in num[:1]})
+    out['dates in a category column'] = df.assign(**{n: pd.Timestamp('2020-01-02') for n in cat[:1]})
+    out['text in a number column'] = df.assign(**{n: 'lots' for n in num[:1]})
+    out['far out'] = cell(df, pick(num), 1e12)
+    out['negative far out'] = cell(df, pick(num), -1e12)
+    out['inf'] = cell(df, pick(num), np.inf)
+    out['inf in an int column'] = cell(df, pick(ints), np.inf)
+    out['huge int'] = cell(df, pick(ints), 2**60)
+    out['unseen category'] = cell(df, pick(cat), 'zzz-never-seen')
+    out['number in a text category'] = cell(df, pick(cat), 7)
+    out['bool in a text category'] = cell(df, pick(cat), True)
+    out['None'] = cell(cell(df, pick(cat), None), pick(num), None)
+    out['NaN'] = cell(cell(df, pick(cat), np.nan), pick(num), np.nan)
+    out['pd.NA'] = cell(df, pick(cat), pd.NA)
+    out['sentinels'] = cell(cell(df, pick(cat), '?'), pick(num), 'NA')
+    out['sentinel in a text column'] = cell(df, pick([n for n in df.columns if n in schema.columns and schema[n].role is Role.TEXT]), 'N/A')
+    out['sentinels with spaces'] = cell(cell(df, pick(cat), ' n/a '), pick(num), ' null')
+    out['whitespace'] = df.assign(**{n: df[n].map(lambda v: f"  {v} " if isinstance(v, str) else v) for n in cat})
+    out['all missing'] = df.assign(**{n: None for n in feats[:3]})
+    for i, m in enumerate([{0: 'no', 1: 'yes'}, {0: False, 1: True}, {0: 'N', 1: 'y'}, {0: '0', 1: '1'}, {0: 0., 1: 1.}, {0: 'no', 1: 'maybe'}]):
+        out[f'booleans {i}'] = df.assign(**{n: df[n].map(lambda v, m=m: m.get(v, v)) for n in boo})
+    out['a 2 in a 0/1 column'] = cell(df, pick(boo), 2)
+    out['string dtype'] = df.assign(**{n: df[n].astype('string') for n in cat[:2]})
+    out['categories as text'] = df.assign(**{n: df[n].astype(object) for n in feats if schema[n].dtype == 'category'})
+    out['category dtype'] = df.assign(**{n: df[n].astype('category') for n in cat[:2]})
+    out['nullable ints'] = df.assign(**{n: df[n].astype('Int64') for n in ints[:2]})
+    out['float32'] = df.assign(**{n: df[n].astype('float32') for n in num if schema[n].dtype == 'float64'})
+    out['numpy scalars in object'] = df.assign(**{n: pd.Series([np.float64(v) for v in df[n]], index=df.index, dtype=object) for n in num[:2]})
+    if feats: out['missing column'] = df.drop(columns=feats[-1])
+    out['unexpected column'] = df.assign(colour='blue')
+    out['renamed column'] = df.rename(columns={feats[0]: str(feats[0]).upper()}) if feats else df
+    out['index not 0..n'] = df.set_axis(np.arange(len(df)) * 7 + 3)
+    out['string index'] = df.set_axis([f"r{i}" for i in range(len(df))])
+    return out
+
+def _tables():
+    "(name, schema, cleaner, new rows) for several bundled data sets."
+    for name in ['adult', 'penguins', 'titanic', 'cars', 'hotel_bookings', 'computers', 'wa_churn']:
+        t = EXAMPLES[name].target
+        train = load_example(name, n=500, seed=1)
+        if name == 'penguins':   # and a bool, a category and an int32 column
+            train = train.assign(heavy=train.body_mass_g > 4000, island=train.island.astype('category'), year=train.year.astype('int32'))
+        res = clean(train, target=t)
+        schema = infer_schema(res.df, target=t)
+        new = load_example(name, n=150, seed=2)
+        if name == 'penguins': new = new.assign(heavy=new.body_mass_g > 4000, island=new.island.astype('category'), year=new.year.astype('int32'))
+        yield name, schema, res.cleaner, new.drop(columns=t)
+
+_FEW_VARIANTS = ('as is', 'numbers as text 0', 'unparseable', 'far out', 'unseen category', 'None', 'sentinels', 'booleans 0', 'missing column')
+
+@pytest.mark.slow
+def test_few_row_coerce_is_the_vector_coerce(monkeypatch):
+    "Every variant of every table: the few-row path (forced on at any length) gives what the vector path gives."
+    def both(schema, df, label, **kw):
+        monkeypatch.setattr(D, '_FEW', 0); want = _outcome(schema, df, **kw)      # the vector path only
+        monkeypatch.setattr(D, '_FEW', 10**9); got = _outcome(schema, df, **kw)   # the few-row path wherever it can, at any length
+        _assert_same(got, want, label)
+    rng, n_fast = np.random.default_rng(0), 0
+    for name, schema, cleaner, new in _tables():
+        for rows, raw in [(1, True), (1, False), (3, False), (64, True), (0, False), (150, False)]:   # raw: as a request brings it
+            if name == 'hotel_bookings' and (rows, raw) != (1, True): continue   # 33 columns: one raw row is enough there
+            base = new.iloc[:rows] if raw else cleaner.transform(new.iloc[:rows])
+            for what, df in _variants(base, schema, rng).items():
+                # 0 and 150 rows: a few variants; 3 rows: all; 1 and 64 rows: a random half
+                if (what not in _FEW_VARIANTS) and (rows in (0, 150) or (rng.random() < .5 and rows != 3)): continue
+                label = f"{name} {rows} rows {'raw' if raw else 'cleaned'}: {what}"
+                both(schema, df, label)
+                if rows == 1 and what in ('as is', 'far out'): both(schema, df, label + ', tolerance 0', tolerance=0.)
+                n_fast += sum(D._check_column_few(df[c], schema[c], .5) is not None for c in schema.columns if c in df.columns)
+    assert n_fast > 2_000   # not vacuous: the few-row path answered most columns itself
+
+def test_few_row_path_takes_plain_requests():
+    "On a plain one-row request every column is coerced value by value, with the vector path's result."
+    train = load_example('adult', n=600, seed=1)
+    res = clean(train, target='income'); schema = infer_schema(res.df, target='income')
+    one = res.cleaner.transform(load_example('adult', n=1, seed=7).drop(columns='income'))
+    for c in schema.features:
+        fast = D._check_column_few(one[c], schema[c], .5)
+        assert fast is not None, c
+        slow = D._check_column_many(one[c], schema[c], 'lenient', .5)
+        pd.testing.assert_series_equal(fast[0], slow[0], check_exact=True); assert fast[1] == slow[1] == []
+    got = schema.coerce(one); got.iloc[0, :] = None   # the result never shares memory with the request
+    pd.testing.assert_frame_equal(one, res.cleaner.transform(load_example('adult', n=1, seed=7).drop(columns='income')))
+    raw = one.astype(str).assign(age=' 1,000 ')   # numbers as text, a far-out age: the vector path's problem, word for word
+    assert [p.to_dict() for p in schema.validate(raw).problems] == [p.to_dict() for p in D.Schema._check(schema, raw, 'strict', None)[0].problems]
