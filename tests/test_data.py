@@ -174,6 +174,22 @@ def test_coerce_converts_to_training_dtypes(penguins):
     assert pd.isna(got.loc[0, 'sex']) and np.allclose(got['bill_length_mm'], penguins['bill_length_mm'], equal_nan=True)
     with pytest.raises(SchemaError, match='island'): s.coerce(raw.drop(columns='island'))
 
+def test_coerce_keeps_what_an_int_column_cannot_hold(penguins):
+    "inf or 1.5 arriving in a column trained as int stays a float (flagged, imputed later), never a crash or a truncation."
+    s = infer_schema(penguins, target='species', roles={'year': 'categorical'})
+    assert s['year'].dtype.startswith('int') and s['year'].role is Role.CATEGORICAL
+    ints = [c for c in s.features if s[c].role is Role.NUMERIC and s[c].dtype.startswith('int')]
+    new = penguins.drop(columns='species').head(3).copy()
+    new['year'] = new['year'].astype(str); new.loc[0, 'year'] = '2008.5'          # as text, e.g. from a CSV
+    for c in ints: new[c] = new[c].astype(float); new.loc[1, c] = np.inf
+    for rows in (new, pd.concat([new]*30, ignore_index=True)):       # the few-row path and the vector path
+        got = s.coerce(rows)
+        assert got['year'].dtype == 'float64' and got['year'].iloc[0] == 2008.5
+        assert {p.column for p in s.validate(rows, mode='lenient').problems if p.kind == 'unseen_category'} >= {'year'}
+        for c in ints: assert got[c].dtype == 'float64' and np.isinf(got[c].iloc[1]), c
+    ok = penguins.drop(columns='species').head(3)
+    assert s.coerce(ok.astype({'year': str}))['year'].dtype == s['year'].dtype     # whole numbers still become ints
+
 # ---- cleaning ------------------------------------------------------------------------------------
 def test_parse_numbers():
     s = pd.Series(['1,000', '$4.99', '12%', '19M', '1.5k', ' -3 ', '1,000+', 'abc', None, '2e3'])
