@@ -312,6 +312,17 @@ def test_no_unlogged_answer_after_close(adult_bundle, sqlite_url, rows):
     assert svc.logger.closed and svc.logger.stats()['pending'] == 0
     assert set(Store(sqlite_url).get_predictions()['request_id']) == set(first + more)
 
+def test_answers_take_the_fast_json_path(adult_bundle, sqlite_url, rows):
+    "Class labels are plain Python values, so orjson, not the ~10x slower standard encoder, writes answers and log rows."
+    orjson = pytest.importorskip('orjson')
+    from assembly_line.serve import ModelService
+    svc = ModelService(adult_bundle, sqlite_url, log=False)
+    try:
+        out = svc.predict(_recs(rows), proba=True)
+        assert all(type(k) is str for k in out['probabilities'][0]) and all(type(c) is str for c in svc.model.classes)
+        orjson.dumps(out)                                    # a numpy.str_ key makes this raise TypeError
+    finally: svc.close()
+
 def test_logger_isolates_a_bad_request(sqlite_url):
     "A reused request id is refused by the store; the other requests of the same flush are still written."
     st = Store(sqlite_url)

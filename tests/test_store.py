@@ -313,3 +313,14 @@ def test_log_predictions_benchmark(sqlite_url, adult_rows, capsys):
         t = time.perf_counter(); s.log_predictions(rows); us = (time.perf_counter() - t) / n * 1e6
         with capsys.disabled(): print(f"\nlog_predictions batch={n}: {us:.1f} µs/row (SQLite WAL, synchronous=NORMAL)")
     assert s.count_predictions() == 11100
+
+def test_jsonable_makes_builtin_subclasses_plain():
+    "numpy.str_ (class labels), str/int enums and numpy floats become the plain builtins that orjson and JSON readers expect."
+    import enum, orjson
+    from assembly_line.store import jsonable
+    class Colour(str, enum.Enum): RED = 'red'
+    class Size(enum.IntEnum): BIG = 3
+    got = jsonable({'labels': [np.str_('>50K'), Colour.RED], 'n': Size.BIG, 'p': np.float64(0.25), 'flag': np.bool_(True)})
+    assert got == {'labels': ['>50K', 'red'], 'n': 3, 'p': 0.25, 'flag': True}
+    assert [type(v) for v in got['labels']] == [str, str] and type(got['n']) is int and type(got['p']) is float
+    assert orjson.loads(orjson.dumps({k: 1 for k in got['labels']})) == {'>50K': 1, 'red': 1}   # plain str keys
