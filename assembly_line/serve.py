@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #4e1ec1c3
+# %% ../nbs/92_serve.ipynb #8cb79803
 import os, io, re, json, math, time, uuid, hmac, queue, asyncio, threading, logging, importlib.util, datetime as dt
 try: import orjson as _orjson      # fast JSON for the request/response hot path (a core requirement; optional here)
 except ImportError: _orjson = None
@@ -20,7 +20,7 @@ from .store import Store, ModelVersion, jsonable, mask_url
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #b0e36e00
+# %% ../nbs/92_serve.ipynb #51c55a96
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -97,7 +97,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 
-# %% ../nbs/92_serve.ipynb #bed807b4
+# %% ../nbs/92_serve.ipynb #127fb2fa
 @dataclass
 class LogEntry:
     "One request's predictions, queued for the store."
@@ -238,7 +238,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #2a46dc02
+# %% ../nbs/92_serve.ipynb #dd5c940d
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -275,7 +275,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #37bbefa9
+# %% ../nbs/92_serve.ipynb #bcb6788c
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -474,7 +474,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #b125b097
+# %% ../nbs/92_serve.ipynb #d892b01c
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
