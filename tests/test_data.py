@@ -412,3 +412,20 @@ def test_few_row_path_takes_plain_requests():
     pd.testing.assert_frame_equal(one, res.cleaner.transform(load_example('adult', n=1, seed=7).drop(columns='income')))
     raw = one.astype(str).assign(age=' 1,000 ')   # numbers as text, a far-out age: the vector path's problem, word for word
     assert [p.to_dict() for p in schema.validate(raw).problems] == [p.to_dict() for p in D.Schema._check(schema, raw, 'strict', None)[0].problems]
+
+
+def test_clean_text_many_is_clean_text_few():
+    "The distinct-values path (long columns) gives what cleaning value by value gives: cells, counts, sentinels seen, missing markers."
+    from assembly_line.data import _clean_text_few, _clean_text_many
+    cols = [df[c] for name in ('adult', 'titanic', 'hotel_bookings', 'penguins', 'cars')
+            for df in [load_example(name)] for c in df.columns if df[c].dtype == object]
+    cols += [pd.Series([' a', 'a', None, np.nan, ' ? ', 'NA', 3, 3.5, 'x ', ' N/A', '', ' ', True, pd.NaT, 'none'] * 10, dtype=object),
+             pd.Series([1, 2, None], dtype=object), pd.Series([], dtype=object), pd.Series([None, np.nan], dtype=object)]
+    assert len(cols) > 20
+    for s in cols:
+        few, many = _clean_text_few(s), _clean_text_many(s)
+        assert few[1:] == many[1:], s.name
+        if few[0] is s: assert many[0] is s, s.name
+        else:
+            pd.testing.assert_series_equal(few[0], many[0], obj=str(s.name))
+            assert [repr(v) for v in few[0]] == [repr(v) for v in many[0]], s.name   # None stays None, NaT stays NaT
