@@ -358,3 +358,15 @@ def test_records_frame_builds_columns(adult_line, rows):
     assert probs == [] and list(X.columns) == line.schema_.features
     assert X['age'].dtype == np.float64 and X['workclass'].dtype == object
     np.testing.assert_allclose(line.predict_proba(X).to_numpy(), line.predict_proba(rows).to_numpy())
+
+def test_frame_records_is_to_dict_records():
+    "The CSV log rows: the same dicts, with the same Python value types, as `DataFrame.to_dict('records')`."
+    from assembly_line.serve import _frame_records
+    from assembly_line.datasets import load_example
+    for name in ('adult', 'titanic', 'hotel_bookings', 'cars', 'penguins'):
+        df = load_example(name).head(300)
+        got, want = _frame_records(df), df.to_dict('records')
+        assert len(got) == len(want) == len(df)
+        for g, w in zip(got, want):
+            assert list(g) == list(w)
+            for k in w: assert type(g[k]) is type(w[k]) and (g[k] == w[k] or (pd.isna(g[k]) and pd.isna(w[k]))), (name, k)
