@@ -6,21 +6,19 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #6082b390
-import os, io, re, json, math, time, uuid, hmac, queue, asyncio, threading, logging, importlib.util, datetime as dt
-try: import orjson as _orjson      # fast JSON for the request/response hot path (a core requirement; optional here)
-except ImportError: _orjson = None
+# %% ../nbs/92_serve.ipynb #19f6c9e7
+import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, StoreError, Role
-from .store import Store, ModelVersion, jsonable, mask_url
+from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, _orjson   # orjson: the JSON hot path (optional)
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #268e0a45
+# %% ../nbs/92_serve.ipynb #e3034b53
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -97,7 +95,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 
-# %% ../nbs/92_serve.ipynb #a539ebff
+# %% ../nbs/92_serve.ipynb #98062455
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -243,7 +241,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #c330331d
+# %% ../nbs/92_serve.ipynb #cb4dec1d
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -280,7 +278,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #2021863f
+# %% ../nbs/92_serve.ipynb #dc8861be
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -311,13 +309,9 @@ def _new_ids(n:int)->list:
 
 
 def _json_response(content, status_code:int=200, headers:dict|None=None):
-    "A JSON response encoded by orjson (NaN → null), else Starlette's `JSONResponse`."
-    from starlette.responses import Response, JSONResponse
-    if _orjson is not None:
-        try: return Response(_orjson.dumps(content, option=_orjson.OPT_SERIALIZE_NUMPY), status_code=status_code,
-                             headers=headers, media_type='application/json')
-        except TypeError: pass
-    return JSONResponse(content, status_code=status_code, headers=headers)
+    "A JSON response written by the store's encoder (orjson when it can, NaN → null either way)."
+    from starlette.responses import Response
+    return Response(json_dumps(content).encode(), status_code=status_code, headers=headers, media_type='application/json')
 
 class ModelService:
     "The state behind the app: served model, store, registry, logger and the model thread."
@@ -479,7 +473,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #456fb7a3
+# %% ../nbs/92_serve.ipynb #e06c0dd0
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
