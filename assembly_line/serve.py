@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #19f6c9e7
+# %% ../nbs/92_serve.ipynb #44b6ce0a
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +18,7 @@ from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, _orjson 
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #e3034b53
+# %% ../nbs/92_serve.ipynb #e91c6f18
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -95,7 +95,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 
-# %% ../nbs/92_serve.ipynb #98062455
+# %% ../nbs/92_serve.ipynb #3dca4781
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -241,7 +241,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #cb4dec1d
+# %% ../nbs/92_serve.ipynb #34b98874
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -278,13 +278,26 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #dc8861be
+# %% ../nbs/92_serve.ipynb #adf9c87d
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
     "Limit OpenMP/BLAS pools of the calling thread (the model thread) to one thread."
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
+
+_limited = threading.local()          # threads that have called `_one_thread` (the event loop's, for small requests)
+
+_TRUE, _FALSE = frozenset('1 on t true y yes'.split()), frozenset('0 off f false n no'.split())
+
+def _flag(params, name:str)->bool:
+    "A boolean query parameter as FastAPI reads one (true/false, 1/0, yes/no, on/off, t/f, y/n; absent: false); else 422."
+    v = params.get(name)
+    if v is None: return False
+    s = v.strip().lower()
+    if s in _TRUE: return True
+    if s in _FALSE: return False
+    raise _bad(f"query parameter {name!r} is not a boolean", expected="true or false", parameter=name, value=v[:60])
 
 class InputError(Exception):
     "A request the service refuses: HTTP status and a JSON body."
@@ -313,11 +326,17 @@ def _json_response(content, status_code:int=200, headers:dict|None=None):
     from starlette.responses import Response
     return Response(json_dumps(content).encode(), status_code=status_code, headers=headers, media_type='application/json')
 
+def _shutting_down(): return _bad("the service is shutting down", status=503, error='ShuttingDown')
+
+def _error_response(exc:InputError):
+    "The JSON response of a refused request (`401`s say which scheme they want)."
+    return _json_response(exc.body, exc.status, {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
+
 class ModelService:
     "The state behind the app: served model, store, registry, logger and the model thread."
     def __init__(self, model_ref, store_url=None, admin_token=None, registry_root=None, log:bool=True,
-                 max_rows:int=100_000, log_interval:float=0.2):
-        self.model_ref, self.max_rows = model_ref, max_rows
+                 max_rows:int=100_000, log_interval:float=0.2, inline_rows:int=64):
+        self.model_ref, self.max_rows, self.inline_rows = model_ref, max_rows, inline_rows
         self.admin_token = admin_token if admin_token is not None else os.environ.get('ASSEMBLY_LINE_ADMIN_TOKEN') or None
         self.store = store_url if isinstance(store_url, Store) else Store(store_url)
         self.registry = Registry(self.store, registry_root)
@@ -458,13 +477,15 @@ class ModelService:
                              ref=m.ref, store=store, logging=self.logger.stats() if self.logger else None,
                              uptime_s=round(time.time()-self.started, 1)))
 
-    async def run_model(self, fn, *args):
-        "Run `fn(*args)` on the model thread; 503 once the service is shutting down."
+    async def run_model(self, fn, *args, rows:int|None=None):
+        "Run `fn(*args)`: on the model thread, or right here for a request of at most `inline_rows` rows; 503 once the service is shutting down."
         ex = self.executor
-        try:
-            if ex is None: raise RuntimeError("the model thread is stopped")
-            fut = asyncio.get_running_loop().run_in_executor(ex, fn, *args)   # raises once the executor is shut down
-        except RuntimeError: raise _bad("the service is shutting down", status=503, error='ShuttingDown') from None
+        if ex is None: raise _shutting_down()
+        if rows is not None and rows <= self.inline_rows:   # no hop to the model thread and back: ~0.4 ms of a single request
+            if not getattr(_limited, 'done', False): _one_thread(); _limited.done = True
+            return fn(*args)
+        try: fut = asyncio.get_running_loop().run_in_executor(ex, fn, *args)   # raises once the executor is shut down
+        except RuntimeError: raise _shutting_down() from None
         return await fut
 
     def close(self):
@@ -473,7 +494,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #e06c0dd0
+# %% ../nbs/92_serve.ipynb #358668ff
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -506,6 +527,17 @@ def _api_models():
         error: str; message: str; problems: list[InputProblem] = []
     return PredictResponse, ErrorBody
 
+class _PredictFastPath:
+    "ASGI middleware: `POST /predict` goes straight to its handler, past the router and FastAPI's per-request work; the rest passes on."
+    def __init__(self, app, handler, path:str='/predict'): self.app, self.handler, self.path = app, handler, path
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http' or scope['path'] != self.path or scope['method'] != 'POST' or scope.get('root_path'):
+            return await self.app(scope, receive, send)      # a mounted app's paths go through the router
+        from starlette.requests import Request
+        try: response = await self.handler(Request(scope, receive))
+        except InputError as e: response = _error_response(e)
+        await response(scope, receive, send)
+
 def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a bundle folder
                store_url=None, # store for the registry and the prediction log: URL, `Store`, or None for the default
                admin_token:str|None=None, # bearer token of the admin routes; default `$ASSEMBLY_LINE_ADMIN_TOKEN`; none: disabled
@@ -516,13 +548,14 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
                monitor:bool=True, # include `GET /monitor` and `POST /labels` from `assembly_line.monitor`
                extra_routers:Sequence=(), # `APIRouter`s or callables `f(service) -> APIRouter` (later stages)
                log_interval:float=0.2, # seconds between prediction-log flushes
+               inline_rows:int=64, # requests of at most this many rows run on the event loop's thread, larger ones on the model thread
               ):
     "The FastAPI app serving a registered model: validated predictions, health, metadata, admin routes, prediction log."
     from contextlib import asynccontextmanager
-    from fastapi import FastAPI, Request, Query, Header, Body, APIRouter
+    from fastapi import FastAPI, Request, Header, Body, APIRouter
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
-    svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval)
+    svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, inline_rows)
     PredictResponse, ErrorBody = _api_models()
     max_body = int(max_body_mb*2**20)
 
@@ -538,9 +571,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     app.state.service = svc
 
     @app.exception_handler(InputError)
-    async def _input_error(request, exc:InputError):
-        return JSONResponse(exc.body, status_code=exc.status,
-                            headers={'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
+    async def _input_error(request, exc:InputError): return _error_response(exc)
 
     errs = {422: dict(model=ErrorBody, description="invalid input: every problem listed"), 413: dict(model=ErrorBody),
             415: dict(model=ErrorBody), 503: dict(model=ErrorBody, description="the service is shutting down")}
@@ -548,23 +579,32 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         'application/json': {'schema': {'oneOf': [{'$ref': '#/components/schemas/Record'},
                                                   dict(type='object', properties=dict(records=dict(type='array', items={'$ref': '#/components/schemas/Record'}))),
                                                   dict(type='array', items={'$ref': '#/components/schemas/Record'})]}},
-        'text/csv': {'schema': dict(type='string', description='CSV with a header row of the feature columns')}}}}
+        'text/csv': {'schema': dict(type='string', description='CSV with a header row of the feature columns')}}},
+        'parameters': [
+            dict(name='proba', description="add class probabilities", **{'in': 'query'}, schema=dict(type='boolean', default=False)),
+            dict(name='strict', description="unseen categories and far-out values are errors", **{'in': 'query'},
+                 schema=dict(type='boolean', default=False)),
+            dict(name='X-Request-ID', description="request id (≤ 48 of A-Z a-z 0-9 _ . : -); a batch gets id-0, id-1, …",
+                 **{'in': 'header'}, schema=dict(type='string', pattern=_RID.pattern))]}
 
-    @app.post('/predict', response_model=PredictResponse, responses=errs, openapi_extra=body_doc, tags=['predict'])
-    async def predict(request:Request,
-                      proba:bool=Query(False, description="add class probabilities"),
-                      strict:bool=Query(False, description="unseen categories and far-out values are errors"),
-                      x_request_id:str|None=Header(None, description="request id (≤ 48 of A-Z a-z 0-9 _ . : -); a batch gets id-0, id-1, …")):
-        "Predict one record or a batch (JSON or CSV); bad input gets 422 listing every problem."
-        if x_request_id is not None and not _RID.match(x_request_id):
-            raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=x_request_id[:60])
-        if int(request.headers.get('content-length') or 0) > max_body:
+    async def answer(request:Request):
+        "The response to a `/predict` request (raises `InputError`): what the route and its fast path both run."
+        q, h = request.query_params, request.headers
+        proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
+        if rid is not None and not _RID.match(rid):
+            raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
+        if int(h.get('content-length') or 0) > max_body:
             raise _bad("the request body is too large", status=413, expected=f"at most {max_body_mb} MB")
-        body = await request.body()
-        data = svc.parse(body, request.headers.get('content-type'))
-        out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, x_request_id)
+        data = svc.parse(await request.body(), h.get('content-type'))
+        out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, rows=len(data))
         # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
         return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
+
+    @app.post('/predict', response_model=PredictResponse, responses=errs, openapi_extra=body_doc, tags=['predict'])
+    async def predict(request:Request):
+        "Predict one record or a batch (JSON or CSV); bad input gets 422 listing every problem."
+        return await answer(request)
+    app.add_middleware(_PredictFastPath, handler=answer)
 
     @app.get('/health', tags=['service'])
     def health():

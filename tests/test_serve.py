@@ -135,6 +135,46 @@ def test_bad_query_and_headers(server, rows):
     assert server.post('/predict', json=rec, headers={'X-Request-ID': 'x'*49}).status_code == 422
     assert server.get('/predict').status_code == 405
 
+def test_boolean_query_values(server, rows):
+    "`proba`/`strict` read as FastAPI reads booleans; a value that is none of them names the parameter."
+    rec = _recs(rows)[0]
+    for v in ('true', 'TRUE', '1', 'yes', 'on', 't', 'Y'):
+        assert 'probabilities' in server.post(f'/predict?proba={v}', json=rec).json(), v
+    for v in ('false', '0', 'no', 'off', 'F'):
+        assert 'probabilities' not in server.post(f'/predict?proba={v}', json=rec).json(), v
+    r = server.post('/predict?strict=maybe', json=rec)
+    assert r.status_code == 422 and r.json()['parameter'] == 'strict' and r.json()['value'] == 'maybe'
+
+def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
+    "Up to `inline_rows` rows run on the event loop's thread (no hop and wake-up); bigger batches on the one model thread."
+    from fastapi.testclient import TestClient
+    recs = _recs(rows)
+    app = create_app(adult_bundle, sqlite_url, log=False, inline_rows=8)
+    svc, seen = app.state.service, []
+    pt = svc.predict_timed
+    def spy(data, *a):
+        seen.append((len(data), threading.current_thread().name)); return pt(data, *a)
+    svc.predict_timed = spy
+    with TestClient(app) as c:
+        for n in (1, 8, 9, 40):
+            r = c.post('/predict', json=recs[:n])
+            assert r.status_code == 200 and len(r.json()['predictions']) == n
+    on_model = {n: name.startswith('assembly-line-model') for n, name in seen}
+    assert on_model == {1: False, 8: False, 9: True, 40: True}, seen
+
+def test_mounted_app_answers_through_the_route(adult_bundle, sqlite_url, rows):
+    "Under a root path the fast path steps aside and FastAPI's route runs the same handler: same answers, same 422s."
+    from fastapi.testclient import TestClient
+    recs = _recs(rows)
+    app = create_app(adult_bundle, sqlite_url, log=False)
+    with TestClient(app) as plain, TestClient(app, root_path='/api') as mounted:
+        a, b = plain.post('/predict?proba=1', json=recs[:3]).json(), mounted.post('/api/predict?proba=1', json=recs[:3]).json()
+        assert a['predictions'] == b['predictions'] and a['probabilities'] == b['probabilities']
+        bad = [c.post(p, json={**recs[0], 'age': 'old'}) for c, p in ((plain, '/predict'), (mounted, '/api/predict'))]
+        assert [r.status_code for r in bad] == [422, 422] and bad[0].json() == bad[1].json()
+        r = mounted.post('/api/predict?proba=maybe', json=recs[0])
+        assert r.status_code == 422 and r.json()['parameter'] == 'proba'
+
 def test_fuzzed_records_never_500(server, rows):
     "Hand-rolled fuzzing: random junk in random columns of real records gets 200 or 422, never a server error."
     rng = random.Random(0)
@@ -168,6 +208,9 @@ def test_health_model_docs(server, adult_line):
     assert set(o['components']['schemas']['Record']['properties']) == set(line.schema_.features)
     assert {'/predict', '/health', '/model', '/admin/reload', '/admin/promote', '/admin/rollback'} <= set(o['paths'])
     assert 'PredictResponse' in o['components']['schemas'] and '422' in o['paths']['/predict']['post']['responses']
+    params = {p['name']: p for p in o['paths']['/predict']['post']['parameters']}
+    assert params['proba']['in'] == params['strict']['in'] == 'query' and params['X-Request-ID']['in'] == 'header'
+    assert params['proba']['schema']['type'] == 'boolean'
     assert server.get('/docs').status_code == 200
 
 def test_predictions_are_logged(server, reg, rows):
