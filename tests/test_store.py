@@ -166,6 +166,34 @@ def test_log_and_read_predictions(store, adult_rows):
     with pytest.raises(ConfigError, match='empty time window'): store.get_predictions(start=T0, end=T0)
     with pytest.raises(ConfigError, match='positive integer'): store.get_predictions(last=0)
 
+def test_sqlite_fast_insert_writes_what_sqlalchemy_writes(tmp_path, adult_rows):
+    "SQLite's driver-level prediction insert stores byte for byte what SQLAlchemy's `insert` does, and reads back the same."
+    from assembly_line.store import predictions, _prediction_rows
+    shared = dt.datetime(2024, 5, 1, 9, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # one object, many rows
+    odd = [dict(age=np.float64(41.5), name='ünïcødé "q"', n=np.int64(7), nan=float('nan'), none=None, flag=True, big=2**60)]
+    rows = [dict(request_id=f"r-{i}", model='m', version=[1, None, np.int64(3)][i % 3], inputs=(adult_rows + odd)[i % 41],
+                 outputs=dict(prediction=['<=50K', 1.5, None][i % 3], proba={'a': 0.25, 'b': 0.75}),
+                 latency_ms=[2.5, None, 3][i % 3],
+                 ts=[shared, dt.datetime(2024, 1, 2, 3, 4, 5), pd.Timestamp('2024-06-01 12:00:00.5', tz='Europe/Paris'),
+                     '2024-02-29T23:59:59.999999+01:00', None][i % 5]) for i in range(60)]
+    fast, slow = Store(f"sqlite:///{tmp_path/'fast.sqlite'}"), Store(f"sqlite:///{tmp_path/'slow.sqlite'}")
+    fast.log_predictions(rows)
+    now = dt.datetime.now(dt.timezone.utc)
+    with slow._writer.begin() as c: c.execute(predictions.insert(), _prediction_rows(rows, now))
+    q = "SELECT id, request_id, ts, model, version, inputs, outputs, latency_ms FROM predictions ORDER BY id"
+    a, b = raw(fast, q).fetchall(), raw(slow, q).fetchall()
+    assert len(a) == len(b) == 60
+    for x, y, r in zip(a, b, rows):
+        if r['ts'] is None: x, y = x[:2] + x[3:], y[:2] + y[3:]        # "now" differs between the two writes
+        assert x == y
+    stamped = {r['request_id'] for r in rows if r['ts'] is not None}
+    pf, ps = [p[p.request_id.isin(stamped)].set_index('request_id').sort_index() for p in (fast.get_predictions(), slow.get_predictions())]
+    pd.testing.assert_frame_equal(pf, ps)
+    assert pf.ts['r-0'] == shared and pf.inputs['r-40']['nan'] is None and pf.inputs['r-40']['big'] == 2**60
+    with pytest.raises(StoreError, match='cannot be stored'):
+        fast.log_predictions([dict(model='m', inputs={'x': object()}, outputs={})])
+    assert fast.count_predictions() == 60
+
 def test_prediction_batches_are_all_or_nothing(store, adult_rows):
     logged(store, adult_rows, 5)
     before = store.get_predictions()
