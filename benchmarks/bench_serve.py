@@ -3,21 +3,23 @@ under a real uvicorn server (subprocess, loopback, keep-alive), next to the bare
 
     python benchmarks/bench_serve.py [--rows 5000] [--singles 500] [--batches 10] [--batch-size 1000] [--bundle PATH]
 
-Bare and service calls alternate request by request, so both see the same machine load. "bare line" is
+Bare and service calls alternate request by request, so both see the same machine load, and the bare side runs as the
+service does: one OpenMP thread, and the loaded line frozen out of the garbage collector's scans (`gc.freeze`). "bare line" is
 `line.predict_proba(one_row_frame)` (cleaning + schema validation + model), "bare model" is the fitted predictor on
 already-prepared rows. The service also reports the line's own time in each request (`Server-Timing: line;dur=`); the
 round trip minus that is the service's overhead per request, measured without comparing two processes (the bare line
 here and the same line in the server process differ by a few ms from run to run, as much as the overhead itself).
-Requests go through the standard library's `http.client` on one keep-alive connection, the leanest client at hand, so
-the figures are the service's and not a client library's; the same single requests through httpx are reported too
-(httpx spends about 1 ms per request of its own on this machine).
+Single requests go three ways, each on its own keep-alive connection: a raw socket that sends ready-made request bytes
+and reads the answer by its Content-Length (the leanest client: what is left is the service, the loopback and the
+waking up), the standard library's `http.client` (~0.05 ms warm, more cold, of its own header parsing), and httpx
+(about 1 ms per request of its own on this machine). Batches go through `http.client`.
 Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
 >= 80% of bare. Then it stops the server with SIGTERM, rows still queued in its prediction log, and checks that every
 request id the service answered is in the store. Prints tables; asserts nothing.
 """
 import os
 os.environ.setdefault('OMP_NUM_THREADS', '1')          # the bare side runs as the service does: one OpenMP thread
-import argparse, http.client, json, socket, subprocess, sys, tempfile, time, warnings
+import argparse, gc, http.client, json, socket, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 
@@ -38,6 +40,32 @@ class Reply:
     def json(self): return json.loads(self.content)
     @property
     def text(self): return self.content.decode(errors='replace')
+
+class RawClient:
+    "HTTP/1.1 over one keep-alive socket with nothing in between: ready-made request bytes out, status, headers, body in."
+    def __init__(self, port:int):
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=120)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+    @staticmethod
+    def request_bytes(path:str, body:bytes, ctype='application/json')->bytes:
+        return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+                .encode() + body)
+    def send(self, req:bytes)->Reply:
+        self.sock.sendall(req)
+        while b'\r\n\r\n' not in self.buf: self._more()
+        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
+        lines = head.decode('latin-1').split('\r\n')
+        hdrs = dict((k.strip().lower(), v.strip()) for k, _, v in (l.partition(':') for l in lines[1:]))
+        n = int(hdrs['content-length'])
+        while len(self.buf) < n: self._more()
+        r = Reply.__new__(Reply)
+        r.status_code, r.headers, r.content, self.buf = int(lines[0].split()[1]), hdrs, self.buf[:n], self.buf[n:]
+        return r
+    def _more(self):
+        d = self.sock.recv(65536)
+        if not d: raise ConnectionError("the server closed the connection")
+        self.buf += d
 
 class Client:
     "One keep-alive HTTP/1.1 connection through `http.client`: what the benchmark's requests go through."
@@ -81,6 +109,7 @@ def main():
         raise SystemExit(f"--data holds {len(test)} rows; {a.singles} singles + 20 warm-up + {a.batches} batches of "
                          f"{a.batch_size} need {need}")
     recs = json.loads(test.to_json(orient='records'))
+    gc.collect(); gc.freeze()            # the bare side runs as `serve` does: loaded line frozen out of the GC's scans
 
     port, url = free_port(), f"sqlite:///{tmp/'store.sqlite'}"
     code = (f"from assembly_line.serve import serve; serve({str(bundle)!r}, port={port}, store_url={url!r}, "
@@ -104,17 +133,28 @@ def main():
             assert r.status_code == 200, r.text
             answered.extend(r.json()['request_ids'])
             return r, t
+        raw = RawClient(port)
+        def post_raw(req:bytes):
+            t = time.perf_counter(); r = raw.send(req); t = time.perf_counter()-t
+            assert r.status_code == 200, r.text
+            answered.extend(r.json()['request_ids'])
+            return r, t
         one = [json.dumps(r).encode() for r in recs[:a.singles + 20]]
+        one_raw = [RawClient.request_bytes('/predict?proba=true', b) for b in one]
         # warm up both sides
         for i in range(20):
-            post('/predict', one[i]); post('/predict', one[i], client=hx); line.predict_proba(test.iloc[[i]])
-        bare, model, svc, inside, via_hx = [], [], [], [], []
+            post('/predict', one[i]); post('/predict', one[i], client=hx); post_raw(one_raw[i]); line.predict_proba(test.iloc[[i]])
+        bare, model, svc, inside, via_hc, via_hx = [], [], [], [], [], []
         for i in range(a.singles):
             row = test.iloc[[i]]
+            # each request follows the client's own work on a row, as a client's requests follow the work that makes them;
+            # requests sent back to back would also meet the service still finishing the previous answer
             t = time.perf_counter(); line.predict_proba(row); bare.append(time.perf_counter()-t)
+            r, t = post_raw(one_raw[i]); svc.append(t); inside.append(server_line_s(r))
             X = line.prepare(row)
             t = time.perf_counter(); line.model_.predict_scores(X); model.append(time.perf_counter()-t)
-            r, t = post('/predict?proba=true', one[i]); svc.append(t); inside.append(server_line_s(r))
+            r, t = post('/predict?proba=true', one[i]); via_hc.append(t - server_line_s(r))
+            line.predict_proba(row)
             r, t = post('/predict?proba=true', one[i], client=hx); via_hx.append(t - server_line_s(r))
         bb, bs, bc, bsi, bci = [], [], [], [], []
         for k in range(a.batches):
@@ -134,13 +174,14 @@ def main():
     tab = pd.DataFrame([
         dict(what='single: bare model (prepared row)', p50_ms=pct(model, 50), p99_ms=pct(model, 99)),
         dict(what='single: bare line.predict_proba', p50_ms=pct(bare, 50), p99_ms=pct(bare, 99)),
-        dict(what='single: service POST /predict', p50_ms=pct(svc, 50), p99_ms=pct(svc, 99)),
+        dict(what='single: service POST /predict (raw socket)', p50_ms=pct(svc, 50), p99_ms=pct(svc, 99)),
         dict(what='single: service overhead over bare line', p50_ms=pct(svc, 50)-pct(bare, 50), p99_ms=pct(svc, 99)-pct(bare, 99)),
         dict(what='single: paired overhead (median of svc_i - bare_i)', p50_ms=float(np.median(np.subtract(svc, bare))*1000),
              p99_ms=float('nan')),
         dict(what='single: line time inside the service (Server-Timing)', p50_ms=pct(inside, 50), p99_ms=pct(inside, 99)),
         dict(what='single: service overhead per request (round trip - Server-Timing)', p50_ms=pct(np.subtract(svc, inside), 50),
              p99_ms=pct(np.subtract(svc, inside), 99)),
+        dict(what='single: the same through http.client (its client work included)', p50_ms=pct(via_hc, 50), p99_ms=pct(via_hc, 99)),
         dict(what='single: the same through httpx (its client work included)', p50_ms=pct(via_hx, 50), p99_ms=pct(via_hx, 99)),
     ])
     print(f"\nload average (1/5/15 min) at the start {tuple(round(x, 2) for x in load0)}, at the end "

@@ -25,7 +25,7 @@ from assembly_line import serve as S, line as L
 bundle, port, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 L.AssemblyLine.prepare = lambda self, df, mode='lenient': df                          # no cleaning, no validation
 L.WeightedFolds.predict_scores = lambda self, X: np.full((len(X), len(self.classes)), 1/len(self.classes))  # no model
-uvicorn.run(S.create_app(bundle, store_url=url), host='127.0.0.1', port=port, log_level='warning', access_log=False)
+uvicorn.run(S.create_app(bundle, store_url=url, freeze_gc=True), host='127.0.0.1', port=port, log_level='warning', access_log=False)
 '''
 
 def free_port():

@@ -162,6 +162,30 @@ def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
     on_model = {n: name.startswith('assembly-line-model') for n, name in seen}
     assert on_model == {1: False, 8: False, 9: True, 40: True}, seen
 
+def test_freeze_gc_and_reload(reg):
+    "`freeze_gc` freezes the loaded model out of the GC's scans; a reload thaws, collects the old model, freezes the new."
+    import gc, weakref
+    from assembly_line.serve import ModelService
+    base = gc.get_freeze_count()
+    try:
+        svc = ModelService('adult@champion', reg.store, registry_root=reg.root, log=False, freeze_gc=True)
+        frozen = gc.get_freeze_count()
+        assert frozen > base + 10_000, (base, frozen)          # the line's objects, not a handful
+        from assembly_line.serve import _refreeze
+        svc.model.line.cycle = [svc.model.line]   # cyclic garbage once replaced: only a collection frees it, and not while frozen
+        _refreeze()
+        old = weakref.ref(svc.model.line)
+        reg.set_alias('adult', 'champion', 2, why='test freeze')
+        assert svc.reload()['current']['version'] == 2
+        assert old() is None and gc.get_freeze_count() > 10_000
+        svc.close()
+        plain = ModelService('adult@champion', reg.store, registry_root=reg.root, log=False)
+        assert not plain.freeze_gc
+        plain.close()
+    finally:
+        reg.set_alias('adult', 'champion', 1, why='back after the freeze test')
+        gc.unfreeze()
+
 def test_mounted_app_answers_through_the_route(adult_bundle, sqlite_url, rows):
     "Under a root path the fast path steps aside and FastAPI's route runs the same handler: same answers, same 422s."
     from fastapi.testclient import TestClient
