@@ -423,7 +423,9 @@ def test_records_frame_builds_columns(adult_line, rows):
     line = adult_line[0]
     X, probs, warns = records_frame(_recs(rows), line.schema_)
     assert probs == [] and list(X.columns) == line.schema_.features
-    assert X['age'].dtype == np.float64 and X['workclass'].dtype == object
+    assert X['age'].dtype == np.int64 and X['workclass'].dtype == object      # whole JSON numbers: int64, as read_csv gives
+    assert X.dtypes.tolist() == rows.dtypes.tolist()
+    assert records_frame([{**_recs(rows)[0], 'age': None}], line.schema_)[0]['age'].dtype == np.float64
     np.testing.assert_allclose(line.predict_proba(X).to_numpy(), line.predict_proba(rows).to_numpy())
 
 def test_frame_records_is_to_dict_records():
