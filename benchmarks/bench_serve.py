@@ -1,7 +1,7 @@
 """Benchmark of the prediction service (issue 5): single-record latency and batch throughput of `assembly_line.serve`
 under a real uvicorn server (subprocess, loopback, keep-alive), next to the bare model in this process on the same rows.
 
-    python benchmarks/bench_serve.py [--rows 5000] [--singles 500] [--batches 10] [--batch-size 1000] [--bundle PATH]
+    python benchmarks/bench_serve.py [--rows 5000] [--singles 500] [--batches 20] [--batch-size 1000] [--bundle PATH]
 
 Bare and service calls alternate request by request, so both see the same machine load, and the bare side runs as the
 service does: one OpenMP thread, and the loaded line frozen out of the garbage collector's scans (`gc.freeze`). "bare line" is
@@ -11,8 +11,12 @@ round trip minus that is the service's overhead per request, measured without co
 here and the same line in the server process differ by a few ms from run to run, as much as the overhead itself).
 Single requests go three ways, each on its own keep-alive connection: a raw socket that sends ready-made request bytes
 and reads the answer by its Content-Length (the leanest client: what is left is the service, the loopback and the
-waking up), the standard library's `http.client` (~0.05 ms warm, more cold, of its own header parsing), and httpx
-(about 1 ms per request of its own on this machine). Batches go through `http.client`.
+waking up), the standard library's `http.client` (~0.05 ms warm and ~0.4 ms here of its own header parsing), and httpx
+(~1.4 ms per request of its own here). Each single request follows the client's own work on a row (a bare
+`predict_proba`), as a client's requests follow the work that makes them: sent back to back, a request would also meet
+the service still finishing the previous answer. Batches go through `http.client`, JSON and CSV, the bare batch first in
+odd rounds and last in even ones; besides the ratio of medians it prints the median of per-round ratios ("paired") and
+the service's throughput over its own line's (from `Server-Timing`).
 Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
 >= 80% of bare. Then it stops the server with SIGTERM, rows still queued in its prediction log, and checks that every
 request id the service answered is in the store. Prints tables; asserts nothing.
