@@ -175,14 +175,14 @@ def test_sqlite_fast_insert_writes_what_sqlalchemy_writes(tmp_path, adult_rows):
                  outputs=dict(prediction=['<=50K', 1.5, None][i % 3], proba={'a': 0.25, 'b': 0.75}),
                  latency_ms=[2.5, None, 3][i % 3],
                  ts=[shared, dt.datetime(2024, 1, 2, 3, 4, 5), pd.Timestamp('2024-06-01 12:00:00.5', tz='Europe/Paris'),
-                     '2024-02-29T23:59:59.999999+01:00', None][i % 5]) for i in range(60)]
+                     '2024-02-29T23:59:59.999999+01:00', None][i % 5]) for i in range(250)]   # 2 full INSERTs of 100 and a rest
     fast, slow = Store(f"sqlite:///{tmp_path/'fast.sqlite'}"), Store(f"sqlite:///{tmp_path/'slow.sqlite'}")
     fast.log_predictions(rows)
     now = dt.datetime.now(dt.timezone.utc)
     with slow._writer.begin() as c: c.execute(predictions.insert(), _prediction_rows(rows, now))
     q = "SELECT id, request_id, ts, model, version, inputs, outputs, latency_ms FROM predictions ORDER BY id"
     a, b = raw(fast, q).fetchall(), raw(slow, q).fetchall()
-    assert len(a) == len(b) == 60
+    assert len(a) == len(b) == 250
     for x, y, r in zip(a, b, rows):
         if r['ts'] is None: x, y = x[:2] + x[3:], y[:2] + y[3:]        # "now" differs between the two writes
         assert x == y
@@ -192,7 +192,7 @@ def test_sqlite_fast_insert_writes_what_sqlalchemy_writes(tmp_path, adult_rows):
     assert pf.ts['r-0'] == shared and pf.inputs['r-40']['nan'] is None and pf.inputs['r-40']['big'] == 2**60
     with pytest.raises(StoreError, match='cannot be stored'):
         fast.log_predictions([dict(model='m', inputs={'x': object()}, outputs={})])
-    assert fast.count_predictions() == 60
+    assert fast.count_predictions() == 250
 
 def test_prediction_batches_are_all_or_nothing(store, adult_rows):
     logged(store, adult_rows, 5)
