@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #6fa475b9
+# %% ../nbs/92_serve.ipynb #b4ec264d
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
@@ -19,7 +19,7 @@ from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, _orjson 
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #6b31185c
+# %% ../nbs/92_serve.ipynb #2dfeb8ad
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -100,7 +100,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 _MISSING = object()
 _SCALAR_TYPES, _INT = frozenset(_SCALARS), {int}
 
-# %% ../nbs/92_serve.ipynb #1e0dc99b
+# %% ../nbs/92_serve.ipynb #13eef9ec
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -143,9 +143,12 @@ class PredictionLogger:
                  max_pending:int=200_000, # rows kept in memory while the store is down; beyond, the oldest are dropped
                  retry:float=1.0, # seconds between attempts while the store is down
                  close_timeout:float=30., # on `close`, keep trying a store that is down this long before dropping the rest
+                 max_defer:float=1.0, # while predictions run, a due write waits for them at most this long (s) after its oldest row
                 ):
         self.store,self.interval,self.batch,self.max_pending = store,interval,batch,max_pending
-        self.retry,self.close_timeout = retry,close_timeout
+        self.retry,self.close_timeout,self.max_defer = retry,close_timeout,max_defer
+        self._busy, self._idle, self._since = 0, threading.Event(), None   # predictions running; set when none; oldest queued row
+        self._idle.set()
         self._q, self._lock, self._io = [], threading.Lock(), threading.Lock()   # _io: one writer at a time
         self._wake, self._stop = threading.Event(), threading.Event()
         self.pending = self.written = self.dropped = self.flushes = self.retries = 0
@@ -156,6 +159,7 @@ class PredictionLogger:
     def submit(self, entry:LogEntry):
         "Queue one request's predictions (returns at once); after `close`, write them before returning."
         with self._lock:
+            if not self._q: self._since = time.monotonic()
             self._q.append(entry); self.pending += len(entry.request_ids)
             self._cap()
             closed = self.closed
@@ -171,12 +175,13 @@ class PredictionLogger:
     def _take(self)->list:
         "Everything queued; its rows stay counted in `pending` until they are written or dropped."
         with self._lock:
-            q, self._q = self._q, []
+            q, self._q, self._since = self._q, [], None
         return q
 
     def _requeue(self, entries:list):
         "Put entries the store could not take back at the head of the queue, in order."
         with self._lock:
+            if self._since is None: self._since = time.monotonic()
             self._q[:0] = entries
             self.retries += 1
             self._cap()
@@ -226,17 +231,36 @@ class PredictionLogger:
             time.sleep(min(self.retry, left))
         return True
 
+    def busy_begin(self):
+        "A prediction starts: writes that fall due wait until none runs (see `max_defer`), instead of taking the GIL from it."
+        with self._lock:
+            self._busy += 1; self._idle.clear()
+
+    def busy_end(self):
+        "A prediction has finished (pair with `busy_begin`)."
+        with self._lock:
+            self._busy -= 1
+            if not self._busy: self._idle.set()
+
+    def _wait_idle(self):
+        "Before a write: let running predictions finish, unless the oldest queued row has waited `max_defer` s or 4 batches wait."
+        since = self._since
+        if since is None or self.pending >= 4*self.batch: return
+        left = since + self.max_defer - time.monotonic()
+        if left > 0: self._idle.wait(left)
+
     def _run(self):
         ok = True
         while not self._stop.is_set():
             if ok: self._wake.wait(self.interval); self._wake.clear()
             else: self._stop.wait(self.retry)            # the store is down: try again later, not on every submit
+            self._wait_idle()
             try: ok = self.flush()
             except Exception as exc: self.last_error, ok = f"{type(exc).__name__}: {exc}"[:500], False
 
     def close(self, timeout:float|None=None)->bool:
         "Stop the thread, then write everything queued, trying a store that is down for `timeout` s (default `close_timeout`)."
-        self._stop.set(); self._wake.set()
+        self._stop.set(); self._wake.set(); self._idle.set()
         self._thread.join()                 # waits for a write in progress: a daemon thread killed mid-write loses its rows
         with self._lock: self.closed = True  # from now on `submit` writes in the caller's thread
         return self._drain(self.close_timeout if timeout is None else timeout)
@@ -246,7 +270,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #25b44d0d
+# %% ../nbs/92_serve.ipynb #22ebe037
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -283,7 +307,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #39f566de
+# %% ../nbs/92_serve.ipynb #96afb73e
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -396,6 +420,13 @@ class ModelService:
 
     def predict_timed(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None)->tuple[dict, float]:
         "`predict`, and the milliseconds the line itself took (`prepare` + `predict_scores`: the `Server-Timing` figure)."
+        lg = self.logger
+        if lg is None: return self._predict(data, proba, strict, request_id)
+        lg.busy_begin()                 # the log's writes wait for this prediction (up to its `max_defer`)
+        try: return self._predict(data, proba, strict, request_id)
+        finally: lg.busy_end()
+
+    def _predict(self, data, proba, strict, request_id):
         t0 = time.perf_counter()
         m = self.model
         n = len(data)
@@ -511,7 +542,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #ef86ed0a
+# %% ../nbs/92_serve.ipynb #c4f5635f
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}

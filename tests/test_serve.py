@@ -390,6 +390,38 @@ def test_answers_take_the_fast_json_path(adult_bundle, sqlite_url, rows):
         orjson.dumps(out)                                    # a numpy.str_ key makes this raise TypeError
     finally: svc.close()
 
+def _wait_for(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end: time.sleep(0.01)
+    return cond()
+
+def test_logger_writes_between_predictions(sqlite_url):
+    "A write that falls due while predictions run waits for them to finish, but never longer than `max_defer`."
+    st = Store(sqlite_url)
+    def entry(tag, n=50):
+        return LogEntry([f"{tag}-{i}" for i in range(n)], 'm', 1, [{'x': i} for i in range(n)], [0]*n, None, 1.0,
+                        pd.Timestamp.now(tz='UTC').to_pydatetime())
+    lg = PredictionLogger(st, interval=0.02, batch=100, max_defer=30)
+    lg.busy_begin(); lg.busy_begin()                       # two predictions running (model thread and event loop)
+    lg.submit(entry('a'))
+    time.sleep(0.3)
+    assert lg.stats()['written'] == 0 and lg.stats()['pending'] == 50
+    lg.busy_end()
+    time.sleep(0.2)
+    assert lg.stats()['written'] == 0                      # one still runs
+    lg.busy_end()
+    assert _wait_for(lambda: lg.stats()['written'] == 50)  # idle: written at once
+    lg.close()
+    cap = PredictionLogger(st, interval=0.02, batch=100, max_defer=1.0)
+    cap.busy_begin()                                       # a load that never pauses
+    t0 = time.monotonic(); cap.submit(entry('b'))
+    assert _wait_for(lambda: cap.stats()['written'] == 50) and time.monotonic() - t0 >= 0.95
+    cap.submit(entry('c', 400))                            # 4 batches wait: no deferral at all
+    assert _wait_for(lambda: cap.stats()['written'] == 450, timeout=0.6)
+    cap.submit(entry('d'))
+    assert cap.close() and cap.stats()['written'] == 500   # close writes everything, busy or not
+    assert set(st.get_predictions()['request_id']) >= {f"{t}-0" for t in 'abcd'}
+
 def test_logger_isolates_a_bad_request(sqlite_url):
     "A reused request id is refused by the store; the other requests of the same flush are still written."
     st = Store(sqlite_url)
