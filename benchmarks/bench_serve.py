@@ -11,8 +11,8 @@ round trip minus that is the service's overhead per request, measured without co
 here and the same line in the server process differ by a few ms from run to run, as much as the overhead itself).
 Single requests go three ways, each on its own keep-alive connection: a raw socket that sends ready-made request bytes
 and reads the answer by its Content-Length (the leanest client: what is left is the service, the loopback and the
-waking up), the standard library's `http.client` (~0.05 ms warm and ~0.4 ms here of its own header parsing), and httpx
-(~1.4 ms per request of its own here). Each single request follows the client's own work on a row (a bare
+waking up), the standard library's `http.client` (~0.05 ms warm and 0.15-0.5 ms here of its own header parsing), and
+httpx (0.7-1.4 ms per request of its own here). Each single request follows the client's own work on a row (a bare
 `predict_proba`), as a client's requests follow the work that makes them: sent back to back, a request would also meet
 the service still finishing the previous answer. Batches go through `http.client`, JSON and CSV, the bare batch first in
 odd rounds and last in even ones; besides the ratio of medians it prints the median of per-round ratios ("paired") and
