@@ -38,9 +38,11 @@ def server_line_s(r)->float:
     return float(r.headers['server-timing'].split('dur=')[1].split(',')[0])/1000
 
 class Reply:
-    "A response read off an `http.client` connection: status, headers (lower-case names), body."
-    def __init__(self, r):
-        self.status_code, self.headers, self.content = r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    "A response: status, headers (lower-case names), body."
+    def __init__(self, status_code:int, headers:dict, content:bytes):
+        self.status_code, self.headers, self.content = status_code, headers, content
+    @classmethod
+    def read(cls, r): return cls(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())   # off `http.client`
     def json(self): return json.loads(self.content)
     @property
     def text(self): return self.content.decode(errors='replace')
@@ -63,8 +65,7 @@ class RawClient:
         hdrs = dict((k.strip().lower(), v.strip()) for k, _, v in (l.partition(':') for l in lines[1:]))
         n = int(hdrs['content-length'])
         while len(self.buf) < n: self._more()
-        r = Reply.__new__(Reply)
-        r.status_code, r.headers, r.content, self.buf = int(lines[0].split()[1]), hdrs, self.buf[:n], self.buf[n:]
+        r, self.buf = Reply(int(lines[0].split()[1]), hdrs, self.buf[:n]), self.buf[n:]
         return r
     def _more(self):
         d = self.sock.recv(65536)
@@ -76,7 +77,7 @@ class Client:
     def __init__(self, port:int): self.conn = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
     def request(self, method, path, body=None, headers=None)->Reply:
         self.conn.request(method, path, body=body, headers=headers or {})
-        return Reply(self.conn.getresponse())
+        return Reply.read(self.conn.getresponse())
     def get(self, path): return self.request('GET', path)
     def post(self, path, content:bytes, headers=None): return self.request('POST', path, content, headers)
 
@@ -130,19 +131,17 @@ def main():
             if srv.poll() is not None or time.time()-t0 > 120: raise SystemExit("the server did not start")
             time.sleep(0.1)
         answered = []                                   # every request id the service returned
+        def timed(send):
+            """(reply, seconds of the round trip alone) of `send()`, which sends a ready-made body. The client's own encoding
+            of the body and decoding of the answer stay outside the timing, as for the bare side, which gets its frame ready-made."""
+            t = time.perf_counter(); r = send(); t = time.perf_counter()-t
+            assert r.status_code == 200, r.text
+            answered.extend(r.json()['request_ids'])
+            return r, t
         def post(path, body:bytes, ctype='application/json', client=c):
-            """POST a ready-made body: (reply, seconds of the round trip alone). The client's own encoding of the body and
-            decoding of the answer stay outside the timing, as for the bare side, which gets its frame ready-made."""
-            t = time.perf_counter(); r = client.post(path, content=body, headers={'Content-Type': ctype}); t = time.perf_counter()-t
-            assert r.status_code == 200, r.text
-            answered.extend(r.json()['request_ids'])
-            return r, t
+            return timed(lambda: client.post(path, content=body, headers={'Content-Type': ctype}))
         raw = RawClient(port)
-        def post_raw(req:bytes):
-            t = time.perf_counter(); r = raw.send(req); t = time.perf_counter()-t
-            assert r.status_code == 200, r.text
-            answered.extend(r.json()['request_ids'])
-            return r, t
+        def post_raw(req:bytes): return timed(lambda: raw.send(req))
         one = [json.dumps(r).encode() for r in recs[:a.singles + 20]]
         one_raw = [RawClient.request_bytes('/predict?proba=true', b) for b in one]
         # warm up both sides
