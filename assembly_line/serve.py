@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #49a5008e
+# %% ../nbs/92_serve.ipynb #5000a886
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, StoreError, Role
-from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, _orjson   # orjson: the JSON hot path (optional)
+from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, new_request_ids, _orjson   # orjson: the JSON hot path (optional)
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 
-# %% ../nbs/92_serve.ipynb #f29ee0ca
+# %% ../nbs/92_serve.ipynb #55f242fa
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -100,7 +100,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 _MISSING = object()
 _SCALAR_TYPES, _INT = frozenset(_SCALARS), {int}
 
-# %% ../nbs/92_serve.ipynb #01b17c89
+# %% ../nbs/92_serve.ipynb #d1d639e6
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -144,10 +144,13 @@ class PredictionLogger:
                  retry:float=1.0, # seconds between attempts while the store is down
                  close_timeout:float=30., # on `close`, keep trying a store that is down this long before dropping the rest
                  max_defer:float=1.0, # while predictions run, a due write waits for them at most this long (s) after its oldest row
+                 quiet:float=0.002, # a write starts once no prediction has run for this long (s): not in the gap between back-to-back requests
+                 slice_rows:int=500, # the thread writes about this many rows per transaction, and waits for predictions between them
                 ):
         self.store,self.interval,self.batch,self.max_pending = store,interval,batch,max_pending
-        self.retry,self.close_timeout,self.max_defer = retry,close_timeout,max_defer
+        self.retry,self.close_timeout,self.max_defer,self.quiet,self.slice_rows = retry,close_timeout,max_defer,quiet,slice_rows
         self._busy, self._idle, self._since = 0, threading.Event(), None   # predictions running; set when none; oldest queued row
+        self._last_end = 0.                                                  # when the last prediction finished (monotonic)
         self._idle.set()
         self._q, self._lock, self._io = [], threading.Lock(), threading.Lock()   # _io: one writer at a time
         self._wake, self._stop = threading.Event(), threading.Event()
@@ -172,10 +175,15 @@ class PredictionLogger:
             old = self._q.pop(0); self.pending -= len(old.request_ids); self.dropped += len(old.request_ids)
             self.last_error = f"more than {self.max_pending} predictions waiting for the store: oldest dropped"
 
-    def _take(self)->list:
-        "Everything queued; its rows stay counted in `pending` until they are written or dropped."
+    def _take(self, rows:int|None=None)->list:
+        "The queued entries (all, or the oldest ones up to about `rows` rows); their rows stay counted in `pending` until written or dropped."
         with self._lock:
-            q, self._q, self._since = self._q, [], None
+            if rows is None: k = len(self._q)
+            else:
+                k = n = 0
+                while k < len(self._q) and n < rows: n += len(self._q[k].request_ids); k += 1
+            q, self._q = self._q[:k], self._q[k:]
+            if not self._q: self._since = None   # else the oldest row left is younger than `_since`: it is written no later
         return q
 
     def _requeue(self, entries:list):
@@ -208,10 +216,10 @@ class PredictionLogger:
             return []
         finally: self.flushes += 1; self.last_flush = time.time()
 
-    def flush(self)->bool:
-        "Write everything queued now (in the caller's thread); False when the store is down and rows wait for a retry."
+    def flush(self, rows:int|None=None)->bool:
+        "Write everything queued now (or the oldest entries, about `rows` rows), in the caller's thread; False when the store is down and rows wait for a retry."
         with self._io:
-            q = self._take()
+            q = self._take(rows)
             for i in range(0, len(q), 200):
                 left = self._write(q[i:i+200])
                 if left: self._requeue(left + q[i+200:]); return False
@@ -240,23 +248,31 @@ class PredictionLogger:
         "A prediction has finished (pair with `busy_begin`)."
         with self._lock:
             self._busy -= 1
-            if not self._busy: self._idle.set()
+            if not self._busy: self._idle.set(); self._last_end = time.monotonic()
 
     def _wait_idle(self):
-        "Before a write: let running predictions finish, unless the oldest queued row has waited `max_defer` s or 4 batches wait."
-        since = self._since
-        if since is None or self.pending >= 4*self.batch: return
-        left = since + self.max_defer - time.monotonic()
-        if left > 0: self._idle.wait(left)
+        """Before a write: wait until no prediction has run for `quiet` s, unless the oldest queued row has waited
+        `max_defer` s or 4 batches wait."""
+        while not self._stop.is_set():
+            since = self._since
+            if since is None or self.pending >= 4*self.batch: return
+            deadline = since + self.max_defer
+            if not self._idle.wait(max(0., deadline - time.monotonic())): return   # busy until the deadline
+            now = time.monotonic()
+            q = min(self._last_end + self.quiet, deadline) - now
+            if q <= 0: return
+            time.sleep(q)         # then look again: a request that came meanwhile is waited for too
 
     def _run(self):
         ok = True
         while not self._stop.is_set():
             if ok: self._wake.wait(self.interval); self._wake.clear()
             else: self._stop.wait(self.retry)            # the store is down: try again later, not on every submit
-            self._wait_idle()
-            try: ok = self.flush()
-            except Exception as exc: self.last_error, ok = f"{type(exc).__name__}: {exc}"[:500], False
+            while not self._stop.is_set():               # slice by slice, each after a quiet moment
+                self._wait_idle()
+                try: ok = self.flush(self.slice_rows)
+                except Exception as exc: self.last_error, ok = f"{type(exc).__name__}: {exc}"[:500], False
+                if not ok or not self._q: break
 
     def close(self, timeout:float|None=None)->bool:
         "Stop the thread, then write everything queued, trying a store that is down for `timeout` s (default `close_timeout`)."
@@ -270,7 +286,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #7f562f21
+# %% ../nbs/92_serve.ipynb #46dce84b
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -307,7 +323,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #62494d0b
+# %% ../nbs/92_serve.ipynb #d632cd58
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -352,16 +368,16 @@ def _loads(body:bytes):
         except _orjson.JSONDecodeError: pass
     return json.loads(body, parse_constant=_reject_constant)
 
-def _new_ids(n:int)->list:
-    "`n` random 32-hex-digit request ids from one `os.urandom` call (uuid4 per row costs ~1.5 µs each)."
-    h = os.urandom(16*n).hex()
-    return [h[i:i+32] for i in range(0, 32*n, 32)]
-
 
 def _json_response(content, status_code:int=200, headers:dict|None=None):
     "A JSON response written by the store's encoder (orjson when it can, NaN → null either way)."
     from starlette.responses import Response
-    return Response(json_dumps(content).encode(), status_code=status_code, headers=headers, media_type='application/json')
+    body = None
+    if _orjson is not None:
+        try: body = _orjson.dumps(content)      # the bytes that go out (`json_dumps` gives text)
+        except TypeError: pass                  # a value only the slow path takes
+    if body is None: body = json_dumps(content).encode()
+    return Response(body, status_code=status_code, headers=headers, media_type='application/json')
 
 def _shutting_down(): return _bad("the service is shutting down", status=503, error='ShuttingDown')
 
@@ -452,7 +468,7 @@ class ModelService:
             labels = np.asarray(m.line.classes_)[np.asarray(scores).argmax(1)].tolist()
             pr = [dict(zip(classes, r)) for r in np.asarray(scores, dtype=float).tolist()]
         else: labels, pr = np.asarray(scores, dtype=float).tolist(), None
-        rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else _new_ids(n)
+        rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else new_request_ids(n)
         ms = (time.perf_counter()-t0)*1000
         if self.logger is not None:                 # a closed logger writes at once: an answer is never unlogged
             self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, pr, ms, dt.datetime.now(dt.timezone.utc)))
@@ -542,7 +558,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #5f5005f3
+# %% ../nbs/92_serve.ipynb #011cd2f9
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -638,16 +654,21 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
 
     async def answer(request:Request):
         "The response to a `/predict` request (raises `InputError`): what the route and its fast path both run."
-        q, h = request.query_params, request.headers
-        proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
-        if rid is not None and not _RID.match(rid):
-            raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
-        if int(h.get('content-length') or 0) > max_body:
-            raise _bad("the request body is too large", status=413, expected=f"at most {max_body_mb} MB")
-        data = svc.parse(await request.body(), h.get('content-type'))
-        out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, rows=len(data))
-        # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
-        return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
+        lg = svc.logger
+        if lg is not None: lg.busy_begin()       # the log's writes wait for the whole request: body, parsing and answer too
+        try:
+            q, h = request.query_params, request.headers
+            proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
+            if rid is not None and not _RID.match(rid):
+                raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
+            if int(h.get('content-length') or 0) > max_body:
+                raise _bad("the request body is too large", status=413, expected=f"at most {max_body_mb} MB")
+            data = svc.parse(await request.body(), h.get('content-type'))
+            out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, rows=len(data))
+            # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
+            return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
+        finally:
+            if lg is not None: lg.busy_end()
 
     @app.post('/predict', response_model=PredictResponse, responses=errs, openapi_extra=body_doc, tags=['predict'])
     async def predict(request:Request):
