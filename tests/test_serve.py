@@ -395,12 +395,14 @@ def _wait_for(cond, timeout=5.0):
     while not cond() and time.monotonic() < end: time.sleep(0.01)
     return cond()
 
+def _entry(tag, n=50):
+    return LogEntry([f"{tag}-{i}" for i in range(n)], 'm', 1, [{'x': i} for i in range(n)], [0]*n, None, 1.0,
+                    pd.Timestamp.now(tz='UTC').to_pydatetime())
+
 def test_logger_writes_between_predictions(sqlite_url):
     "A write that falls due while predictions run waits for them to finish, but never longer than `max_defer`."
     st = Store(sqlite_url)
-    def entry(tag, n=50):
-        return LogEntry([f"{tag}-{i}" for i in range(n)], 'm', 1, [{'x': i} for i in range(n)], [0]*n, None, 1.0,
-                        pd.Timestamp.now(tz='UTC').to_pydatetime())
+    entry = _entry
     lg = PredictionLogger(st, interval=0.02, batch=100, max_defer=30)
     lg.busy_begin(); lg.busy_begin()                       # two predictions running (model thread and event loop)
     lg.submit(entry('a'))
@@ -421,6 +423,61 @@ def test_logger_writes_between_predictions(sqlite_url):
     cap.submit(entry('d'))
     assert cap.close() and cap.stats()['written'] == 500   # close writes everything, busy or not
     assert set(st.get_predictions()['request_id']) >= {f"{t}-0" for t in 'abcd'}
+
+def test_logger_waits_for_a_quiet_moment(sqlite_url):
+    "Requests back to back, with gaps shorter than `quiet` between them: nothing is written until the gaps get longer."
+    lg = PredictionLogger(Store(sqlite_url), interval=0.01, batch=10_000, max_defer=30, quiet=0.2)
+    lg.submit(_entry('q'))
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:                        # a request every 10 ms, idle 5 ms between them
+        lg.busy_begin(); time.sleep(0.005); lg.busy_end(); time.sleep(0.005)
+    assert lg.stats()['written'] == 0                    # the old logger wrote in the first gap
+    assert _wait_for(lambda: lg.stats()['written'] == 50, timeout=2)
+    lg.close()
+
+def test_logger_writes_in_slices_and_waits_between_them(sqlite_url):
+    "A backlog goes in transactions of at most `slice_rows` rows (whole entries); a request that comes meanwhile pauses the rest."
+    st = Store(sqlite_url)
+    lg = PredictionLogger(st, interval=3600, batch=10_000, max_defer=30, quiet=0.001, slice_rows=300)
+    writes, real = [], st.log_predictions
+    def log_predictions(rows):
+        writes.append(len(rows))
+        if len(writes) == 1: lg.busy_begin()             # a request arrives while the first slice is written
+        return real(rows)
+    st.log_predictions = log_predictions
+    for tag in 'abc': lg.submit(_entry(tag, 200))
+    lg.submit(_entry('d', 700))                          # bigger than a slice: written whole, alone
+    lg._wake.set()
+    assert _wait_for(lambda: writes == [200]) and lg.stats()['written'] == 200
+    time.sleep(0.3)
+    assert writes == [200]                               # the rest waits for the request
+    lg.busy_end()
+    assert _wait_for(lambda: lg.stats()['written'] == 1300) and writes == [200, 200, 200, 700]
+    lg.close()
+    assert len(st.get_predictions()) == 1300
+
+def test_a_request_counts_as_busy_from_its_first_byte(adult_bundle, sqlite_url, rows):
+    "The log's writes wait for a request while its body is still arriving, not only while the model runs."
+    import asyncio
+    app = create_app(adult_bundle, sqlite_url)
+    lg, body = app.state.service.logger, json.dumps(_recs(rows.iloc[:3])).encode()
+    sent = []
+    async def go():
+        arrived = asyncio.Event()
+        async def receive():
+            await arrived.wait(); return dict(type='http.request', body=body, more_body=False)
+        async def send(m): sent.append(m)
+        scope = dict(type='http', asgi={'version': '3.0'}, http_version='1.1', method='POST', scheme='http', path='/predict',
+                     raw_path=b'/predict', query_string=b'', root_path='', client=('127.0.0.1', 1), server=('127.0.0.1', 80),
+                     headers=[(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode())], state={})
+        task = asyncio.create_task(app(scope, receive, send))
+        await asyncio.sleep(0.05)
+        busy = lg._busy                                  # the request has begun; its body has not come yet
+        arrived.set(); await task
+        return busy
+    try: assert asyncio.run(go()) == 1 and lg._busy == 0
+    finally: app.state.service.close()
+    assert sent[0]['status'] == 200
 
 def test_logger_isolates_a_bad_request(sqlite_url):
     "A reused request id is refused by the store; the other requests of the same flush are still written."
