@@ -6,10 +6,10 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #4c282aa5
+# %% ../nbs/92_serve.ipynb #60229499
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
+from operator import itemgetter, attrgetter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +18,10 @@ from .core import AssemblyLineError, ConfigError, DataError, SchemaError, Integr
 from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, new_request_ids, _orjson   # orjson: the JSON hot path (optional)
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
+try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
+except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #19915730
+# %% ../nbs/92_serve.ipynb #a449b351
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -100,7 +102,54 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 _MISSING = object()
 _SCALAR_TYPES, _INT = frozenset(_SCALARS), {int}
 
-# %% ../nbs/92_serve.ipynb #403fd219
+class _Batch(list):
+    "A JSON batch decoded by a `_RecordDecoder`: one struct per record."
+    def __init__(self, structs, decoder): super().__init__(structs); self.decoder = decoder
+    def records(self)->list:
+        "The records as dicts of column -> value (what the log stores, and what `records_frame` takes)."
+        return _msgspec.to_builtins(list(self))
+
+class _RecordDecoder:
+    """Batches of one schema's records decoded by msgspec into structs, the types checked while parsing; `frame`
+    builds the same frame as `records_frame` from the structs' attributes. It takes only clean batches: a missing or
+    unknown key, a nested value, `true` or text in a numeric column, a number out of range all make `decode` return
+    None, and the body goes the general way, which names every problem."""
+    def __init__(self, schema, target:str|None):
+        self.features, self.numeric = list(schema.features), [schema.columns[c].role is Role.NUMERIC for c in schema.features]
+        fields = [(f"f{i}", int|float|None if num else str|int|float|bool|None) for i, num in enumerate(self.numeric)]
+        rename = {f"f{i}": c for i, c in enumerate(self.features)}         # columns need not be identifiers
+        if target is not None and target not in rename.values():        # records may carry the target: allowed, unused
+            fields.append(('target_', str|int|float|bool|None|_msgspec.UnsetType, _msgspec.UNSET)); rename['target_'] = target
+        Rec = _msgspec.defstruct('Record', fields, rename=rename, forbid_unknown_fields=True, omit_defaults=True)
+        Batch = _msgspec.defstruct('Batch', [('records', list[Rec])], forbid_unknown_fields=True)
+        self._list, self._batch = _msgspec.json.Decoder(list[Rec]), _msgspec.json.Decoder(Batch)
+        self._get = attrgetter(*[f"f{i}" for i in range(len(self.features))])    # a tuple per record (one value for one feature)
+
+    def decode(self, body:bytes)->_Batch|None:
+        "A list of records or `{\"records\": [...]}` as structs; None for anything else or anything not clean."
+        b = body.lstrip()
+        try:
+            if b[:1] == b'[': recs = self._list.decode(body)
+            elif b[:1] == b'{' and b[1:64].lstrip().startswith(b'"records"'): recs = self._batch.decode(body).records
+            else: return None
+        except (_msgspec.ValidationError, _msgspec.DecodeError): return None
+        return _Batch(recs, self) if recs else None
+
+    def frame(self, batch:_Batch)->pd.DataFrame|None:
+        "`records_frame`'s frame of the decoded batch; None when a number is out of range (the general path names it)."
+        vals = list(map(self._get, batch))
+        columns = zip(*vals) if len(self.features) > 1 else [vals]
+        cols = {}
+        for c, num, col in zip(self.features, self.numeric, columns):
+            if num:
+                try: arr = np.array(col, dtype='int64' if set(map(type, col)) == _INT else 'float64')
+                except OverflowError: return None
+                if arr.dtype.kind == 'f' and np.isinf(arr).any(): return None
+                cols[c] = arr
+            else: cols[c] = np.array(col, dtype=object)
+        return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
+
+# %% ../nbs/92_serve.ipynb #99a7cf09
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -119,7 +168,8 @@ class LogEntry:
     ts: dt.datetime
     def rows(self)->list:
         "The store rows of this entry."
-        ins = _frame_records(self.inputs) if isinstance(self.inputs, pd.DataFrame) else self.inputs
+        ins = (_frame_records(self.inputs) if isinstance(self.inputs, pd.DataFrame) else
+               self.inputs.records() if isinstance(self.inputs, _Batch) else self.inputs)
         pr = self.proba or [None]*len(self.request_ids)
         return [dict(request_id=r, model=self.model, version=self.version, inputs=i,
                      outputs={'prediction': p} if q is None else {'prediction': p, 'proba': q},
@@ -286,7 +336,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #f75f9053
+# %% ../nbs/92_serve.ipynb #4a8a306b
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -302,6 +352,7 @@ class ServedModel:
         self.task = self.line.task_
         self.classes = None if self.line.classes_ is None else [jsonable(c) for c in self.line.classes_]
         self.target = self.line.target
+        self.decoder = _RecordDecoder(self.line.schema_, self.target) if _msgspec is not None else None
 
     def info(self)->dict:
         "What `GET /model` shows: identity, schema, metrics and leaderboard."
@@ -323,7 +374,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #ee964781
+# %% ../nbs/92_serve.ipynb #69b4289c
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -420,6 +471,8 @@ class ModelService:
             return df
         if ct != 'application/json' and not ct.endswith('+json'):
             raise _bad(f"unsupported content type {ct!r}", status=415, expected=['application/json', 'text/csv'])
+        dec = self.model.decoder
+        if dec is not None and (batch := dec.decode(body)) is not None: return batch   # a clean batch: decoded and typed at once
         try: data = _loads(body)
         except (ValueError, RecursionError) as e:
             raise _bad(f"the body is not valid JSON: {str(e)[:300]}", expected="a JSON record, {'records': [...]}, or a list of records") from None
@@ -452,8 +505,11 @@ class ModelService:
         warns = []
         if isinstance(data, pd.DataFrame): X = data
         else:
-            X, probs, warns = records_frame(data, m.line.schema_, ignore=(m.target,))
-            if probs: raise _bad(f"{len(probs)} problem(s) in the input; nothing was predicted", probs, error='SchemaError')
+            X = data.decoder.frame(data) if isinstance(data, _Batch) and data.decoder is m.decoder else None
+            if X is None:             # the general path: plain records, or a batch decoded for a model since replaced
+                if isinstance(data, _Batch): data = data.records()
+                X, probs, warns = records_frame(data, m.line.schema_, ignore=(m.target,))
+                if probs: raise _bad(f"{len(probs)} problem(s) in the input; nothing was predicted", probs, error='SchemaError')
         t1 = time.perf_counter()
         try: Xp = m.line.prepare(X, mode='strict' if strict else 'lenient')
         except SchemaError as e:
@@ -558,7 +614,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #ccd6520b
+# %% ../nbs/92_serve.ipynb #5ee8ec51
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}

@@ -162,6 +162,35 @@ def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
     on_model = {n: name.startswith('assembly-line-model') for n, name in seen}
     assert on_model == {1: False, 8: False, 9: True, 40: True}, seen
 
+def test_typed_batch_decoding_matches_the_general_path(adult_bundle, sqlite_url, adult_line):
+    "A clean batch decoded by msgspec gives the frame, answers and logged inputs of the general path; anything else goes that way."
+    pytest.importorskip('msgspec')
+    from assembly_line.serve import ModelService, _Batch, InputError
+    svc = ModelService(adult_bundle, sqlite_url)
+    try:
+        recs = _recs(adult_line[1].iloc[:300])                         # the target included, as clients may send it
+        recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'], recs[4]['age'] = None, None, 40.5, 10**30
+        dec = svc.model.decoder
+        for body in (json.dumps(recs), json.dumps({'records': recs}), ' \n' + json.dumps({ 'records': recs[:2]}, indent=1)):
+            fast = svc.parse(body.encode(), 'application/json')
+            assert isinstance(fast, _Batch)
+            general = json.loads(body)
+            general = general['records'] if isinstance(general, dict) else general
+            pd.testing.assert_frame_equal(dec.frame(fast), records_frame(general, svc.model.line.schema_, ignore=('income',))[0])
+            a, b = svc.predict(fast, proba=True), svc.predict(general, proba=True)
+            assert (a['predictions'], a['probabilities']) == (b['predictions'], b['probabilities'])
+        assert svc.logger.close()
+        logged = Store(sqlite_url).get_predictions().set_index('request_id').inputs
+        assert [logged[r] for r in a['request_ids'][:2]] == recs[:2]    # the records as sent, target and all
+        for bad in ([{**recs[0], 'colour': 'red'}], [{**recs[0], 'age': True}], [{**recs[0], 'age': {'y': 1}}],
+                    [{k: v for k, v in recs[0].items() if k != 'age'}], {'records': recs[:1], 'x': 1}, [{**recs[0], 'age': 1e400}]):
+            body = json.dumps(bad).replace('Infinity', '1e400').encode()   # a number too large for a float
+            assert not isinstance(svc.parse(body, 'application/json'), _Batch), bad
+        batch = svc.parse(json.dumps(recs[:3]).encode(), 'application/json')
+        svc.model = type(svc.model)(**{k: getattr(svc.model, k) for k in ('line', 'name', 'version', 'ref', 'path', 'sha256')})
+        assert svc.predict(batch)['predictions'] == svc.predict(recs[:3])['predictions']   # decoded for the model before a reload
+    finally: svc.close()
+
 def test_freeze_gc_and_reload(reg):
     "`freeze_gc` freezes the loaded model out of the GC's scans; a reload thaws, collects the old model, freezes the new."
     import gc, weakref
