@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #60229499
+# %% ../nbs/92_serve.ipynb #856b673b
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #a449b351
+# %% ../nbs/92_serve.ipynb #e2e50781
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -123,7 +123,7 @@ class _RecordDecoder:
         Rec = _msgspec.defstruct('Record', fields, rename=rename, forbid_unknown_fields=True, omit_defaults=True)
         Batch = _msgspec.defstruct('Batch', [('records', list[Rec])], forbid_unknown_fields=True)
         self._list, self._batch = _msgspec.json.Decoder(list[Rec]), _msgspec.json.Decoder(Batch)
-        self._get = attrgetter(*[f"f{i}" for i in range(len(self.features))])    # a tuple per record (one value for one feature)
+        self._get = [attrgetter(f"f{i}") for i in range(len(self.features))]
 
     def decode(self, body:bytes)->_Batch|None:
         "A list of records or `{\"records\": [...]}` as structs; None for anything else or anything not clean."
@@ -137,10 +137,9 @@ class _RecordDecoder:
 
     def frame(self, batch:_Batch)->pd.DataFrame|None:
         "`records_frame`'s frame of the decoded batch; None when a number is out of range (the general path names it)."
-        vals = list(map(self._get, batch))
-        columns = zip(*vals) if len(self.features) > 1 else [vals]
         cols = {}
-        for c, num, col in zip(self.features, self.numeric, columns):
+        for c, num, get in zip(self.features, self.numeric, self._get):
+            col = list(map(get, batch))          # a C-level pass per column: cheaper than transposing tuples
             if num:
                 try: arr = np.array(col, dtype='int64' if set(map(type, col)) == _INT else 'float64')
                 except OverflowError: return None
@@ -149,7 +148,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #99a7cf09
+# %% ../nbs/92_serve.ipynb #2538617e
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -163,14 +162,17 @@ class LogEntry:
     version: int|None
     inputs: object            # list of record dicts, or a DataFrame (CSV requests)
     predictions: list
-    proba: list|None          # one {label: p} per row (classification), else None
+    proba: object             # one {label: p} per row, or the (rows, classes) scores (classification); else None
     latency_ms: float
     ts: dt.datetime
+    classes: list|None = None # the labels of the scores' columns, when `proba` holds scores
     def rows(self)->list:
         "The store rows of this entry."
         ins = (_frame_records(self.inputs) if isinstance(self.inputs, pd.DataFrame) else
                self.inputs.records() if isinstance(self.inputs, _Batch) else self.inputs)
-        pr = self.proba or [None]*len(self.request_ids)
+        pr = self.proba
+        if isinstance(pr, np.ndarray): pr = [dict(zip(self.classes, r)) for r in pr.tolist()]   # made here, off the request
+        pr = pr or [None]*len(self.request_ids)
         return [dict(request_id=r, model=self.model, version=self.version, inputs=i,
                      outputs={'prediction': p} if q is None else {'prediction': p, 'proba': q},
                      latency_ms=self.latency_ms, ts=self.ts)
@@ -336,7 +338,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #4a8a306b
+# %% ../nbs/92_serve.ipynb #f8dc0a69
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -374,7 +376,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #69b4289c
+# %% ../nbs/92_serve.ipynb #17d248ef
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -520,14 +522,15 @@ class ModelService:
         scores = m.line.model_.predict_scores(Xp)
         line_ms = (time.perf_counter()-t1)*1000     # the line's own work: what `line.predict_proba` does
         if m.task.is_classification:
-            classes = m.classes
             labels = np.asarray(m.line.classes_)[np.asarray(scores).argmax(1)].tolist()
-            pr = [dict(zip(classes, r)) for r in np.asarray(scores, dtype=float).tolist()]
-        else: labels, pr = np.asarray(scores, dtype=float).tolist(), None
+            scores = np.asarray(scores, dtype=float)
+            pr = [dict(zip(m.classes, r)) for r in scores.tolist()] if proba else None   # else the log makes them
+        else: labels, pr, scores = np.asarray(scores, dtype=float).tolist(), None, None
         rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else new_request_ids(n)
         ms = (time.perf_counter()-t0)*1000
         if self.logger is not None:                 # a closed logger writes at once: an answer is never unlogged
-            self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, pr, ms, dt.datetime.now(dt.timezone.utc)))
+            self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, scores if pr is None else pr, ms,
+                                        dt.datetime.now(dt.timezone.utc), m.classes))
         out = dict(model=m.name, version=m.version, request_ids=rids, predictions=labels)
         if proba: out['probabilities'] = pr
         if warns: out['warnings'] = warns
@@ -614,7 +617,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #5ee8ec51
+# %% ../nbs/92_serve.ipynb #69240df2
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}

@@ -179,9 +179,11 @@ def test_typed_batch_decoding_matches_the_general_path(adult_bundle, sqlite_url,
             pd.testing.assert_frame_equal(dec.frame(fast), records_frame(general, svc.model.line.schema_, ignore=('income',))[0])
             a, b = svc.predict(fast, proba=True), svc.predict(general, proba=True)
             assert (a['predictions'], a['probabilities']) == (b['predictions'], b['probabilities'])
+        c = svc.predict(general)                                       # no probabilities asked for: the log still keeps them
         assert svc.logger.close()
-        logged = Store(sqlite_url).get_predictions().set_index('request_id').inputs
-        assert [logged[r] for r in a['request_ids'][:2]] == recs[:2]    # the records as sent, target and all
+        log = Store(sqlite_url).get_predictions().set_index('request_id')
+        assert [log.inputs[r] for r in a['request_ids'][:2]] == recs[:2]  # the records as sent, target and all
+        assert [log.outputs[r] for r in c['request_ids']] == [{'prediction': p, 'proba': q} for p, q in zip(b['predictions'], b['probabilities'])]
         for bad in ([{**recs[0], 'colour': 'red'}], [{**recs[0], 'age': True}], [{**recs[0], 'age': {'y': 1}}],
                     [{k: v for k, v in recs[0].items() if k != 'age'}], {'records': recs[:1], 'x': 1}, [{**recs[0], 'age': 1e400}]):
             body = json.dumps(bad).replace('Infinity', '1e400').encode()   # a number too large for a float
