@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #856b673b
+# %% ../nbs/92_serve.ipynb #ae5fbafb
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #e2e50781
+# %% ../nbs/92_serve.ipynb #64c0a20a
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -148,7 +148,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #2538617e
+# %% ../nbs/92_serve.ipynb #901a8c76
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -338,7 +338,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #f8dc0a69
+# %% ../nbs/92_serve.ipynb #7bec5a2a
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -376,7 +376,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #17d248ef
+# %% ../nbs/92_serve.ipynb #b916b7a3
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -617,7 +617,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #69240df2
+# %% ../nbs/92_serve.ipynb #078e2cc3
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}

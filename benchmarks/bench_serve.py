@@ -16,7 +16,9 @@ httpx (0.7-1.4 ms per request of its own here). Each single request follows the 
 `predict_proba`), as a client's requests follow the work that makes them: sent back to back, a request would also meet
 the service still finishing the previous answer. Batches go through `http.client`, JSON and CSV, the bare batch first in
 odd rounds and last in even ones; besides the ratio of medians it prints the median of per-round ratios ("paired") and
-the service's throughput over its own line's (from `Server-Timing`).
+the service's throughput over its own line's (from `Server-Timing`). Sustained throughput then sends bursts of `--burst`
+batches back to back (`--rounds` of each kind, the order rotating), so the server never idles between batches: the
+isolated batches each meet a server that has idled through the client's bare batch and pay its waking up.
 Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
 >= 80% of bare. Then it stops the server with SIGTERM, rows still queued in its prediction log, and checks that every
 request id the service answered is in the store. Prints tables; asserts nothing.
@@ -87,6 +89,8 @@ def main():
     ap.add_argument('--singles', type=int, default=500, help='single-record requests')
     ap.add_argument('--batches', type=int, default=20, help='batch requests (each JSON and CSV)')
     ap.add_argument('--batch-size', type=int, default=1000)
+    ap.add_argument('--burst', type=int, default=4, help='batches per back-to-back burst (sustained throughput)')
+    ap.add_argument('--rounds', type=int, default=6, help='bursts of each kind (sustained throughput)')
     ap.add_argument('--bundle', help='reuse a saved bundle (else fit a HistGradientBoosting line on adult)')
     ap.add_argument('--data', help='a CSV of adult rows to predict (else load_example)')
     ap.add_argument('--no-log', action='store_true', help='serve without the prediction log')
@@ -107,7 +111,7 @@ def main():
         bundle = line.save(tmp/'adult_hgb')
         print(f"fitted {line.best_} on {a.rows} adult rows in {time.time()-t:.1f} s -> {bundle}")
     line = AssemblyLine.load(bundle)
-    need = a.singles + 20 + a.batches*a.batch_size
+    need = a.singles + 20 + max(a.batches, a.burst)*a.batch_size
     test = pd.read_csv(a.data) if a.data else load_example('adult', n=need, seed=1)
     test = test.drop(columns='income', errors='ignore').iloc[:need].reset_index(drop=True)
     if len(test) < need:      # short batches would skew the rows/s figures and the expected log count
@@ -170,6 +174,24 @@ def main():
             r, t = post('/predict?proba=true', body); bs.append(t); bsi.append(server_line_s(r))
             r, t = post('/predict', csv, 'text/csv'); bc.append(t); bci.append(server_line_s(r))
             if not k % 2: bare_batch()
+        # Sustained throughput: bursts of `--burst` batches sent back to back, so neither side idles between batches.
+        # The batches above stand alone: each meets a server that has idled through the client's bare batch, and pays
+        # its waking up (see bench_wakeup.py). Service time = the sum of a burst's round trips (the client's decoding
+        # of each answer, ~1 ms, stays out, as above); bare time = the burst's wall time. The order rotates by round.
+        burst = []
+        for k in range(a.burst):
+            lo = a.singles + k*a.batch_size
+            burst.append((test.iloc[lo:lo+a.batch_size], json.dumps({'records': recs[lo:lo+a.batch_size]}).encode(),
+                          test.iloc[lo:lo+a.batch_size].to_csv(index=False).encode()))
+        sus = {'bare': [], 'json': [], 'csv': []}
+        for k in range(a.rounds):
+            for what in (['bare', 'json', 'csv'][k % 3:] + ['bare', 'json', 'csv'][:k % 3]):
+                if what == 'bare':
+                    t = time.perf_counter()
+                    for df, _, _ in burst: line.predict_proba(df)
+                    sus[what].append(time.perf_counter()-t)
+                elif what == 'json': sus[what].append(sum(post('/predict?proba=true', b)[1] for _, b, _ in burst))
+                else: sus[what].append(sum(post('/predict', cs, 'text/csv')[1] for _, _, cs in burst))
         h = c.get('/health').json()
     finally:
         srv.terminate(); rc = srv.wait(60)              # SIGTERM: uvicorn's graceful stop, then the log is written
@@ -210,6 +232,15 @@ def main():
                        dict(what='batch: service CSV / its own line (overhead share)', rows_per_s=float('nan'),
                             share_of_bare=float(np.median(np.divide(bci, bc))))])
     print(); print(bt.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
+    srate = lambda ts: a.burst*n/np.median(ts)
+    st = pd.DataFrame([dict(what=f'sustained ({a.burst} back to back): bare line.predict_proba', rows_per_s=srate(sus['bare']), share_of_bare=1.),
+                       dict(what='sustained: service JSON records', rows_per_s=srate(sus['json']), share_of_bare=srate(sus['json'])/srate(sus['bare'])),
+                       dict(what='sustained: service CSV', rows_per_s=srate(sus['csv']), share_of_bare=srate(sus['csv'])/srate(sus['bare'])),
+                       dict(what='sustained: paired share, JSON (median of bare_k / service_k)', rows_per_s=float('nan'),
+                            share_of_bare=float(np.median(np.divide(sus['bare'], sus['json'])))),
+                       dict(what='sustained: paired share, CSV (median of bare_k / service_k)', rows_per_s=float('nan'),
+                            share_of_bare=float(np.median(np.divide(sus['bare'], sus['csv']))))])
+    print(); print(st.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
     expect = set() if a.no_log else set(answered)
     lg = h['logging'] or {}
     print(f"\nprediction log after SIGTERM (server exit status {rc}): {len(logged & expect)} of {len(expect)} answered "
