@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #ae5fbafb
+# %% ../nbs/92_serve.ipynb #abd30c48
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #64c0a20a
+# %% ../nbs/92_serve.ipynb #28849b1d
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -80,10 +80,7 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
                 rows = [i for i, v in enumerate(col) if isinstance(v, bool)]
                 probs.append(_problem(c, 'wrong_type', f"column {c!r} should hold numbers but holds true/false in {len(rows)} record(s)",
                                       rows, [col[i] for i in rows], 'numbers')); continue
-            arr = None
-            if str not in types:                     # numbers and nulls: one conversion (None → NaN), one finiteness check
-                try: arr = np.array(col, dtype='int64' if types == _INT else 'float64')   # whole numbers stay int64, as read_csv reads them
-                except OverflowError: pass           # an integer too large for a float: found row by row below
+            arr = _number_column(col, types) if str not in types else None   # one conversion; text or a huge integer: row by row below
             nums = (np.flatnonzero(np.isinf(arr)).tolist() if arr is not None else
                     [i for i, v in enumerate(col) if isinstance(v, (int, float)) and not _finite(v)])
             if nums:
@@ -101,6 +98,11 @@ def records_frame(records:list, # the request's records: dicts of column -> JSON
 
 _MISSING = object()
 _SCALAR_TYPES, _INT = frozenset(_SCALARS), {int}
+
+def _number_column(col, types:set)->np.ndarray|None:
+    "Numbers and nulls as one array: `int64` when all are whole JSON numbers (as `read_csv` reads them), else `float64` with NaN for null; None on overflow."
+    try: return np.array(col, dtype='int64' if types == _INT else 'float64')
+    except OverflowError: return None
 
 class _Batch(list):
     "A JSON batch decoded by a `_RecordDecoder`: one struct per record."
@@ -141,14 +143,13 @@ class _RecordDecoder:
         for c, num, get in zip(self.features, self.numeric, self._get):
             col = list(map(get, batch))          # a C-level pass per column: cheaper than transposing tuples
             if num:
-                try: arr = np.array(col, dtype='int64' if set(map(type, col)) == _INT else 'float64')
-                except OverflowError: return None
-                if arr.dtype.kind == 'f' and np.isinf(arr).any(): return None
+                arr = _number_column(col, set(map(type, col)))
+                if arr is None or arr.dtype.kind == 'f' and np.isinf(arr).any(): return None
                 cols[c] = arr
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #901a8c76
+# %% ../nbs/92_serve.ipynb #ddeb9185
 def _frame_records(df:pd.DataFrame)->list:
     "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
     names = list(df.columns)
@@ -197,7 +198,7 @@ class PredictionLogger:
                  close_timeout:float=30., # on `close`, keep trying a store that is down this long before dropping the rest
                  max_defer:float=1.0, # while predictions run, a due write waits for them at most this long (s) after its oldest row
                  quiet:float=0.002, # a write starts once no prediction has run for this long (s): not in the gap between back-to-back requests
-                 slice_rows:int=500, # the thread writes about this many rows per transaction, and waits for predictions between them
+                 slice_rows:int=500, # the thread writes at most this many rows per transaction (a bigger request alone), waiting for predictions between them
                 ):
         self.store,self.interval,self.batch,self.max_pending = store,interval,batch,max_pending
         self.retry,self.close_timeout,self.max_defer,self.quiet,self.slice_rows = retry,close_timeout,max_defer,quiet,slice_rows
@@ -269,7 +270,7 @@ class PredictionLogger:
         finally: self.flushes += 1; self.last_flush = time.time()
 
     def flush(self, rows:int|None=None)->bool:
-        "Write everything queued now (or the oldest entries, about `rows` rows), in the caller's thread; False when the store is down and rows wait for a retry."
+        "Write everything queued now (or the oldest entries up to `rows` rows), in the caller's thread; False when the store is down and rows wait for a retry."
         with self._io:
             q = self._take(rows)
             for i in range(0, len(q), 200):
@@ -338,7 +339,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #7bec5a2a
+# %% ../nbs/92_serve.ipynb #1d3000dc
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -376,7 +377,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #b916b7a3
+# %% ../nbs/92_serve.ipynb #f816ddc9
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -617,7 +618,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #078e2cc3
+# %% ../nbs/92_serve.ipynb #ac17111a
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
