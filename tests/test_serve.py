@@ -7,7 +7,7 @@ import pytest
 
 httpx = pytest.importorskip('httpx')
 uvicorn = pytest.importorskip('uvicorn')
-from assembly_line.core import IntegrityError
+from assembly_line.core import IntegrityError, StoreError
 from assembly_line.store import Store
 from assembly_line.deploy import Registry
 from assembly_line.serve import create_app, records_frame, PredictionLogger, LogEntry
@@ -470,12 +470,12 @@ def test_logger_writes_in_slices_and_waits_between_them(sqlite_url):
     "A backlog goes in transactions of at most `slice_rows` rows (whole entries); a request that comes meanwhile pauses the rest."
     st = Store(sqlite_url)
     lg = PredictionLogger(st, interval=3600, batch=10_000, max_defer=30, quiet=0.001, slice_rows=300)
-    writes, real = [], st.log_predictions
+    writes, real = [], st._log_rows
     def log_predictions(rows):
         writes.append(len(rows))
         if len(writes) == 1: lg.busy_begin()             # a request arrives while the first slice is written
         return real(rows)
-    st.log_predictions = log_predictions
+    st._log_rows = log_predictions
     for tag in 'abc': lg.submit(_entry(tag, 200))
     lg.submit(_entry('d', 700))                          # bigger than a slice: written whole, alone
     lg._wake.set()
@@ -509,6 +509,48 @@ def test_a_request_counts_as_busy_from_its_first_byte(adult_bundle, sqlite_url, 
     try: assert asyncio.run(go()) == 1 and lg._busy == 0
     finally: app.state.service.close()
     assert sent[0]['status'] == 200
+
+def test_log_rows_store_what_log_predictions_stores(adult_bundle, store_url, adult_line):
+    "The log's own rows (inputs and outputs encoded in its thread, past the store's checks) read back as the plain rows do."
+    from assembly_line.serve import ModelService
+    svc = ModelService(adult_bundle, store_url, log=False)
+    try:
+        df = adult_line[1].iloc[:30].reset_index(drop=True)
+        recs = _recs(df)
+        recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'] = None, None, 40.5
+        odd = [dict(r) for r in recs[:5]]
+        odd[0]['age'], odd[1]['note'], odd[2]['workclass'] = 10**30, 'é"\\n', np.float64('nan')   # huge int, an ignored key, NaN
+        csv = df.drop(columns='income').to_csv(index=False).replace(',40,', ',,', 3).encode()       # missing values
+        now, m = pd.Timestamp.now(tz='UTC').to_pydatetime(), svc.model
+        sc = np.array([[.25, .75]]*30)
+        kinds = {'typed': svc.parse(json.dumps(recs).encode(), 'application/json'), 'records': odd,
+                 'csv': svc.parse(csv, 'text/csv')}
+        assert type(kinds['typed']).__name__ == '_Batch' and isinstance(kinds['csv'], pd.DataFrame)
+        entries = []
+        for tag, data in kinds.items():
+            n = len(data)
+            entries += [LogEntry([f"{tag}-s-{i}" for i in range(n)], m.name, 3, data, ['>50K']*n, sc[:n], 2.5, now, m.classes),
+                        LogEntry([f"{tag}-d-{i}" for i in range(n)], m.name, None, data, [1.5]*n, None, 2.5, now)]
+        svc.store._log_rows([r for e in entries for r in e.rows()])
+        plain = []
+        for e in entries:
+            ins = (e.inputs.records() if hasattr(e.inputs, 'records') else
+                   e.inputs.to_dict('records') if isinstance(e.inputs, pd.DataFrame) else e.inputs)
+            outs = ([{'prediction': p, 'proba': dict(zip(m.classes, q))} for p, q in zip(e.predictions, e.proba.tolist())]
+                    if e.proba is not None else [{'prediction': p} for p in e.predictions])
+            plain += [dict(request_id='plain-' + r, model=e.model, version=e.version, inputs=i, outputs=o,
+                           latency_ms=e.latency_ms, ts=e.ts) for r, i, o in zip(e.request_ids, ins, outs)]
+        svc.store.log_predictions(plain)
+        got = svc.store.get_predictions().set_index('request_id')
+        ours = got[~got.index.str.startswith('plain-')]
+        theirs = got.loc['plain-' + ours.index]
+        assert len(ours) == len(theirs) == 130
+        for c in ('ts', 'model', 'version', 'latency_ms', 'inputs', 'outputs'):
+            assert ours[c].tolist() == theirs[c].tolist(), c
+        assert ours.loc['records-s-0', 'inputs']['age'] == 10**30 and ours.loc['records-s-2', 'inputs']['workclass'] is None
+        assert ours.loc['typed-s-0', 'outputs'] == {'prediction': '>50K', 'proba': {'<=50K': .25, '>50K': .75}}
+        with pytest.raises(StoreError, match='already logged'): svc.store._log_rows(entries[0].rows()[:2])
+    finally: svc.close()
 
 def test_logger_isolates_a_bad_request(sqlite_url):
     "A reused request id is refused by the store; the other requests of the same flush are still written."
