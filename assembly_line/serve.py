@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #09588ede
+# %% ../nbs/92_serve.ipynb #428853dc
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #211009c7
+# %% ../nbs/92_serve.ipynb #50a28854
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -154,7 +154,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #47ba11bc
+# %% ../nbs/92_serve.ipynb #4880d650
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -358,7 +358,7 @@ class PredictionLogger:
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
                     retries=self.retries, last_error=self.last_error, closed=self.closed)
 
-# %% ../nbs/92_serve.ipynb #287ba3d5
+# %% ../nbs/92_serve.ipynb #54304773
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -396,7 +396,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #ac1149fd
+# %% ../nbs/92_serve.ipynb #d7c394c7
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -630,7 +630,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #16e74e1a
+# %% ../nbs/92_serve.ipynb #37a894b9
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}

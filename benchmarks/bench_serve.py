@@ -14,11 +14,16 @@ and reads the answer by its Content-Length (the leanest client: what is left is 
 waking up), the standard library's `http.client` (~0.05 ms warm and 0.15-0.5 ms here of its own header parsing), and
 httpx (0.7-1.4 ms per request of its own here). Each single request follows the client's own work on a row (a bare
 `predict_proba`), as a client's requests follow the work that makes them: sent back to back, a request would also meet
-the service still finishing the previous answer. Batches go through `http.client`, JSON and CSV, the bare batch first in
-odd rounds and last in even ones; besides the ratio of medians it prints the median of per-round ratios ("paired") and
-the service's throughput over its own line's (from `Server-Timing`). Sustained throughput then sends bursts of `--burst`
-batches back to back (`--rounds` of each kind, the order rotating), so the server never idles between batches: the
-isolated batches each meet a server that has idled through the client's bare batch and pay its waking up.
+the service still finishing the previous answer. Batches go through `http.client`, JSON and CSV, each alone: every
+service batch follows a bare batch of the same rows (the server idles through it, and pays its waking up), and every bare
+batch follows a service batch; besides the ratio of medians it prints the median of the ratios of each service batch to
+the bare batch before it ("paired") and the service's throughput over its own line's (from `Server-Timing`). Sustained
+throughput then sends bursts of `--burst` batches back to back (`--rounds` of each kind, the order rotating), so the
+server does not idle between the batches of a burst, only between bursts, where its log writes. Saturated throughput
+last: `--saturate` batches back to back after 1.5 s of the same load, so the log has a backlog as it stands under
+unbroken load and writes beside the requests (its `max_defer` is 1 s), `--saturate-rounds` of each kind. Every bare
+measurement starts after the service's log has written what it holds (polled from `/health`): on these 2 CPUs its
+writes would otherwise run beside the bare batch and slow it.
 Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
 >= 80% of bare. Then it stops the server with SIGTERM, rows still queued in its prediction log, and checks that every
 request id the service answered is in the store. Prints tables; asserts nothing.
@@ -90,7 +95,9 @@ def main():
     ap.add_argument('--batches', type=int, default=20, help='batch requests (each JSON and CSV)')
     ap.add_argument('--batch-size', type=int, default=1000)
     ap.add_argument('--burst', type=int, default=4, help='batches per back-to-back burst (sustained throughput)')
-    ap.add_argument('--rounds', type=int, default=6, help='bursts of each kind (sustained throughput)')
+    ap.add_argument('--rounds', type=int, default=9, help='bursts of each kind (sustained throughput; the order rotates every 3)')
+    ap.add_argument('--saturate', type=int, default=40, help='batches per saturated segment (after 1.5 s of the same load)')
+    ap.add_argument('--saturate-rounds', type=int, default=3, help='saturated segments of each kind')
     ap.add_argument('--bundle', help='reuse a saved bundle (else fit a HistGradientBoosting line on adult)')
     ap.add_argument('--data', help='a CSV of adult rows to predict (else load_example)')
     ap.add_argument('--no-log', action='store_true', help='serve without the prediction log')
@@ -144,6 +151,10 @@ def main():
             return r, t
         def post(path, body:bytes, ctype='application/json', client=c):
             return timed(lambda: client.post(path, content=body, headers={'Content-Type': ctype}))
+        def drained(timeout=30.):
+            "Wait until the service's log holds nothing unwritten, so that no write of it runs beside a bare measurement."
+            end = time.time() + timeout
+            while ((c.get('/health').json().get('logging') or {}).get('pending') or 0) and time.time() < end: time.sleep(0.005)
         raw = RawClient(port)
         def post_raw(req:bytes): return timed(lambda: raw.send(req))
         one = [json.dumps(r).encode() for r in recs[:a.singles + 20]]
@@ -163,17 +174,18 @@ def main():
             r, t = post('/predict?proba=true', one[i]); via_hc.append(t - server_line_s(r))
             line.predict_proba(row)
             r, t = post('/predict?proba=true', one[i], client=hx); via_hx.append(t - server_line_s(r))
-        bb, bs, bc, bsi, bci = [], [], [], [], []
+        bbj, bbc, bs, bc, bsi, bci = [], [], [], [], [], []         # bbj/bbc: the bare batches before the JSON/CSV ones
         for k in range(a.batches):
             lo = a.singles + k*a.batch_size
             df = test.iloc[lo:lo+a.batch_size]
             body, csv = json.dumps({'records': recs[lo:lo+a.batch_size]}).encode(), df.to_csv(index=False).encode()
-            def bare_batch():
-                t = time.perf_counter(); line.predict_proba(df); bb.append(time.perf_counter()-t)
-            if k % 2: bare_batch()          # bare first in odd rounds, last in even ones: neither side always runs cold
-            r, t = post('/predict?proba=true', body); bs.append(t); bsi.append(server_line_s(r))
-            r, t = post('/predict', csv, 'text/csv'); bc.append(t); bci.append(server_line_s(r))
-            if not k % 2: bare_batch()
+            for bare_k, path, payload, ctype, rts, ins in ((bbj, '/predict?proba=true', body, 'application/json', bs, bsi),
+                                                           (bbc, '/predict', csv, 'text/csv', bc, bci)):
+                # bare, then the service: each service batch meets a server that has idled through the bare one, and each
+                # bare batch follows a service batch, so neither side runs right after itself (warm) while the other does not
+                drained(); t = time.perf_counter(); line.predict_proba(df); bare_k.append(time.perf_counter()-t)
+                r, t = post(path, payload, ctype); rts.append(t); ins.append(server_line_s(r))
+        bb = bbj + bbc
         # Sustained throughput: bursts of `--burst` batches sent back to back, so neither side idles between batches.
         # The batches above stand alone: each meets a server that has idled through the client's bare batch, and pays
         # its waking up (see bench_wakeup.py). Service time = the sum of a burst's round trips (the client's decoding
@@ -187,11 +199,24 @@ def main():
         for k in range(a.rounds):
             for what in (['bare', 'json', 'csv'][k % 3:] + ['bare', 'json', 'csv'][:k % 3]):
                 if what == 'bare':
-                    t = time.perf_counter()
+                    drained(); t = time.perf_counter()
                     for df, _, _ in burst: line.predict_proba(df)
                     sus[what].append(time.perf_counter()-t)
                 elif what == 'json': sus[what].append(sum(post('/predict?proba=true', b)[1] for _, b, _ in burst))
                 else: sus[what].append(sum(post('/predict', cs, 'text/csv')[1] for _, _, cs in burst))
+        # Saturated: no idle moment at all, so the log writes beside the requests; per-batch seconds, after a warm-up
+        sat = {'bare': [], 'json': [], 'csv': []}
+        send = {'json': lambda b: post('/predict?proba=true', b[1])[1], 'csv': lambda b: post('/predict', b[2], 'text/csv')[1]}
+        for k in range(a.saturate_rounds):
+            for what in (['bare', 'json', 'csv'][k % 3:] + ['bare', 'json', 'csv'][:k % 3]):
+                if what == 'bare':
+                    drained(); t = time.perf_counter()
+                    for i in range(a.saturate): line.predict_proba(burst[i % a.burst][0])
+                    sat[what].append((time.perf_counter()-t)/a.saturate)
+                else:
+                    t = time.perf_counter()
+                    while time.perf_counter()-t < 1.5: send[what](burst[0])
+                    sat[what].append(sum(send[what](burst[i % a.burst]) for i in range(a.saturate))/a.saturate)
         h = c.get('/health').json()
     finally:
         srv.terminate(); rc = srv.wait(60)              # SIGTERM: uvicorn's graceful stop, then the log is written
@@ -223,10 +248,10 @@ def main():
                             share_of_bare=rate(bsi)/rate(bb)),
                        dict(what='batch: the line inside the service, CSV (Server-Timing)', rows_per_s=rate(bci),
                             share_of_bare=rate(bci)/rate(bb)),
-                       dict(what='batch: paired share, JSON (median of bare_k / service_k)', rows_per_s=float('nan'),
-                            share_of_bare=float(np.median(np.divide(bb, bs)))),
-                       dict(what='batch: paired share, CSV (median of bare_k / service_k)', rows_per_s=float('nan'),
-                            share_of_bare=float(np.median(np.divide(bb, bc)))),
+                       dict(what='batch: paired share, JSON (median of bare_k / service_k, bare just before)', rows_per_s=float('nan'),
+                            share_of_bare=float(np.median(np.divide(bbj, bs)))),
+                       dict(what='batch: paired share, CSV (median of bare_k / service_k, bare just before)', rows_per_s=float('nan'),
+                            share_of_bare=float(np.median(np.divide(bbc, bc)))),
                        dict(what='batch: service JSON / its own line (overhead share)', rows_per_s=float('nan'),
                             share_of_bare=float(np.median(np.divide(bsi, bs)))),
                        dict(what='batch: service CSV / its own line (overhead share)', rows_per_s=float('nan'),
@@ -241,6 +266,11 @@ def main():
                        dict(what='sustained: paired share, CSV (median of bare_k / service_k)', rows_per_s=float('nan'),
                             share_of_bare=float(np.median(np.divide(sus['bare'], sus['csv']))))])
     print(); print(st.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
+    sr = lambda ts: n/np.median(ts)
+    sa = pd.DataFrame([dict(what=f'saturated ({a.saturate} back to back after 1.5 s): bare line.predict_proba', rows_per_s=sr(sat['bare']), share_of_bare=1.),
+                       dict(what='saturated: service JSON records', rows_per_s=sr(sat['json']), share_of_bare=sr(sat['json'])/sr(sat['bare'])),
+                       dict(what='saturated: service CSV', rows_per_s=sr(sat['csv']), share_of_bare=sr(sat['csv'])/sr(sat['bare']))])
+    print(); print(sa.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
     expect = set() if a.no_log else set(answered)
     lg = h['logging'] or {}
     print(f"\nprediction log after SIGTERM (server exit status {rc}): {len(logged & expect)} of {len(expect)} answered "
