@@ -6,8 +6,8 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #428853dc
-import os, io, re, json, math, time, hmac, asyncio, threading, logging, importlib.util, datetime as dt
+# %% ../nbs/92_serve.ipynb #556f824d
+import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #50a28854
+# %% ../nbs/92_serve.ipynb #84c3038f
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -105,15 +105,21 @@ def _number_column(col, types:set)->np.ndarray|None:
     except OverflowError: return None
 
 class _Batch(list):
-    "A JSON batch decoded by a `_RecordDecoder`: one struct per record."
-    def __init__(self, structs, decoder): super().__init__(structs); self.decoder = decoder
+    "A JSON batch decoded by a `_RecordDecoder`: one struct per record, and the body they came from (what the log keeps)."
+    def __init__(self, structs, decoder, body:bytes): super().__init__(structs); self.decoder, self.body = decoder, body
     def records(self)->list:
-        "The records as dicts of column -> value (what the log stores, and what `records_frame` takes)."
+        "The records as dicts of column -> value (what `records_frame` takes)."
         return _msgspec.to_builtins(list(self))
-    def texts(self)->list:
-        "Each record as JSON text for the log (`_JSONText`), under the names sent; a target not sent is left out, as in `records`."
-        enc = self.decoder.encode
-        return [_JSONText(enc(s), 'utf-8') for s in self]
+
+def _raw_texts(body:bytes)->list:
+    "The records of a clean JSON batch body (a list, or `{\"records\": [...]}`) as JSON texts for the log (`_JSONText`): each its bytes as sent, cut out by msgspec."
+    b = body.lstrip()
+    recs = _RAW_LIST.decode(body) if b[:1] == b'[' else _RAW_BATCH.decode(body).records
+    return [_JSONText(bytes(r), 'utf-8') for r in recs]
+
+if _msgspec is not None:
+    _RAW_LIST = _msgspec.json.Decoder(list[_msgspec.Raw])
+    _RAW_BATCH = _msgspec.json.Decoder(_msgspec.defstruct('RawBatch', [('records', list[_msgspec.Raw])]))
 
 class _RecordDecoder:
     """Batches of one schema's records decoded by msgspec into structs, the types checked while parsing; `frame`
@@ -130,7 +136,6 @@ class _RecordDecoder:
         Batch = _msgspec.defstruct('Batch', [('records', list[Rec])], forbid_unknown_fields=True)
         self._list, self._batch = _msgspec.json.Decoder(list[Rec]), _msgspec.json.Decoder(Batch)
         self._get = [attrgetter(f"f{i}") for i in range(len(self.features))]
-        self.encode = _msgspec.json.Encoder().encode      # a struct back to JSON: ~0.45 ms per 1,000 records
 
     def decode(self, body:bytes)->_Batch|None:
         "A list of records or `{\"records\": [...]}` as structs; None for anything else or anything not clean."
@@ -140,7 +145,7 @@ class _RecordDecoder:
             elif b[:1] == b'{' and b[1:64].lstrip().startswith(b'"records"'): recs = self._batch.decode(body).records
             else: return None
         except (_msgspec.ValidationError, _msgspec.DecodeError): return None
-        return _Batch(recs, self) if recs else None
+        return _Batch(recs, self, body) if recs else None
 
     def frame(self, batch:_Batch)->pd.DataFrame|None:
         "`records_frame`'s frame of the decoded batch; None when a number is out of range (the general path names it)."
@@ -154,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #4880d650
+# %% ../nbs/92_serve.ipynb #a5f2dd7e
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -172,35 +177,119 @@ def _frame_records(df:pd.DataFrame)->list:
     names = list(df.columns)
     return [dict(zip(names, vals)) for vals in zip(*(df[c].tolist() for c in names))]
 
+def _read_csv(body:bytes)->pd.DataFrame:
+    "A CSV request body as the service reads it (and the log's writer process again, from the same bytes)."
+    return pd.read_csv(io.BytesIO(body))
+
 @dataclass
 class LogEntry:
     "One request's predictions, queued for the store."
     request_ids: list
     model: str
     version: int|None
-    inputs: object            # list of record dicts, or a DataFrame (CSV requests)
+    inputs: object            # list of record dicts, a DataFrame (CSV requests), or a typed `_Batch` (its body)
     predictions: list
-    proba: object             # one {label: p} per row, or the (rows, classes) scores (classification); else None
+    proba: object             # the (rows, classes) scores, or one {label: p} per row (classification); else None
     latency_ms: float
     ts: dt.datetime
     classes: list|None = None # the labels of the scores' columns, when `proba` holds scores
-    def rows(self)->list:
-        """The store rows of this entry, made as the store's `_log_rows` takes them: every column, inputs and outputs
-        encoded here (off the request, in the log's thread). 1,000 rows of a JSON batch: ~2 ms instead of ~8 ms of rows
-        for `log_predictions`, its checks and its encoding."""
+    body: bytes|None = None   # the CSV body the DataFrame was read from (the writer process reads it again)
+    def wire(self, local:bool=False)->tuple:
+        """The entry as plain values (for `pickle`): the log's writer process makes the rows from them. A typed batch
+        and a CSV frame travel as their request body (~0.2 ms per 1,000 rows left in the service instead of the ~6 ms
+        of making rows); `local` keeps the frame for rows made in this process."""
         ins = self.inputs
-        ins = ins.texts() if isinstance(ins, _Batch) else _json_texts(_frame_records(ins) if isinstance(ins, pd.DataFrame) else ins)
-        pr = self.proba
-        if isinstance(pr, np.ndarray): pr = _proba_dicts(self.classes, pr)   # made here, off the request
-        outs = _json_texts([{'prediction': p} for p in self.predictions] if pr is None else
-                           [{'prediction': p, 'proba': q} for p, q in zip(self.predictions, pr)])
-        m, v, lat, ts = self.model, self.version, float(self.latency_ms), self.ts
-        return [dict(request_id=r, ts=ts, model=m, version=v, inputs=i, outputs=o, latency_ms=lat)
-                for r, i, o in zip(self.request_ids, ins, outs)]
+        if isinstance(ins, _Batch): ins = ('json', ins.body)
+        elif isinstance(ins, pd.DataFrame): ins = ('csv', self.body) if self.body is not None and not local else ('frame', ins)
+        else: ins = ('records', ins)
+        return (self.request_ids, self.model, self.version, ins, self.predictions, self.proba, self.classes,
+                float(self.latency_ms), self.ts)
+    def rows(self)->list:
+        "The store rows of this entry (see `_wire_rows`), made in this process."
+        return _wire_rows(self.wire(local=True))
+
+def _wire_rows(w:tuple)->list:
+    """The store rows of an entry's `wire` form, made as the store's `_log_rows` takes them: every column, inputs and
+    outputs JSON already. 1,000 rows of a JSON batch: ~2 ms instead of ~8 ms of rows for `log_predictions`, its checks
+    and its encoding. Runs in the log's thread or its writer process, off the request."""
+    ids, model, version, (kind, ins), preds, pr, classes, lat, ts = w
+    if kind == 'json': ins = _raw_texts(ins)
+    else: ins = _json_texts(_frame_records(_read_csv(ins) if kind == 'csv' else ins) if kind in ('csv', 'frame') else ins)
+    if isinstance(pr, np.ndarray): pr = _proba_dicts(classes, pr)
+    outs = _json_texts([{'prediction': p} for p in preds] if pr is None else
+                       [{'prediction': p, 'proba': q} for p, q in zip(preds, pr)])
+    return [dict(request_id=r, ts=ts, model=model, version=version, inputs=i, outputs=o, latency_ms=lat)
+            for r, i, o in zip(ids, ins, outs)]
+
+class _WriterError(StoreError):
+    "A store failure in the log's writer process, as it reported it; `down` as `_store_down` judged it there."
+    def __init__(self, message:str, down:bool): super().__init__(message); self.down = down
+
+class _WriterGone(Exception): "The log's writer process is gone (it died, or stopped answering)."
+
+def _log_writer_main(rfd:int, wfd:int):
+    """The log's writer process (`python -c`, see `_ProcessWriter`): read the store's pickled state, then lists of
+    `wire` entries from file descriptor `rfd`; write each with `Store._log_rows` and answer (ok, down, message) on
+    `wfd`; stop at an empty message or when the service's end of the pipe closes. The store is opened at the first
+    write, and again after a failure to open it (locked, unreachable: the store is down, the rows wait). SIGINT and
+    SIGTERM are ignored: the service stops it, after its last writes."""
+    import signal
+    from multiprocessing.connection import Connection
+    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, signal.SIG_IGN)
+    rx, tx = Connection(rfd, writable=False), Connection(wfd, readable=False)
+    try: state = pickle.loads(rx.recv_bytes())
+    except (EOFError, OSError): return
+    store = None
+    while True:
+        try: msg = rx.recv_bytes()
+        except (EOFError, OSError): return
+        if not msg: return
+        try:
+            if store is None:
+                try: store = Store(state['url'], state['busy_timeout'])
+                except StoreError as exc: tx.send((False, True, f"StoreError: {exc}"[:500])); continue
+            store._log_rows([r for w in pickle.loads(msg) for r in _wire_rows(w)])
+            tx.send((True, False, None))
+        except Exception as exc: tx.send((False, _store_down(exc), f"{type(exc).__name__}: {exc}"[:500]))
+
+class _ProcessWriter:
+    """The prediction log's writes in a child process: entries go over a pipe in their `wire` form, the child makes the
+    rows and inserts them, and answers. Its CPU work (~6 ms per 1,000 rows) then leaves the service's GIL, which the
+    model thread would otherwise wait for. The child is a fresh `python -c` in its own session (not `multiprocessing`,
+    which would import the caller's main script again there); the store's URL, password included, goes over the pipe,
+    not the command line."""
+    def __init__(self, store:Store, timeout:float=300.):
+        import subprocess, sys
+        from multiprocessing.connection import Connection
+        r1, w1 = os.pipe(); r2, w2 = os.pipe()         # service -> writer, writer -> service
+        code = f"from assembly_line.serve import _log_writer_main; _log_writer_main({r1}, {w2})"
+        try: self.proc = subprocess.Popen([sys.executable, '-c', code], pass_fds=(r1, w2), start_new_session=True)
+        finally: os.close(r1); os.close(w2)
+        self.tx, self.rx = Connection(w1, readable=False), Connection(r2, writable=False)
+        self.timeout = timeout        # for one answer: well past a store's busy timeout
+        self.tx.send_bytes(pickle.dumps(store.__getstate__()))
+    def alive(self)->bool: return self.proc.poll() is None
+    def write(self, entries:list):
+        "Write `entries` there; `_WriterError` for a store failure, `_WriterGone` when the process is gone or hangs."
+        try:
+            self.tx.send_bytes(pickle.dumps([e.wire() for e in entries], protocol=pickle.HIGHEST_PROTOCOL))
+            if not self.rx.poll(self.timeout): raise TimeoutError(f"no answer in {self.timeout:.0f} s")
+            ok, down, message = self.rx.recv()
+        except (OSError, EOFError, TimeoutError) as exc: raise _WriterGone(f"{type(exc).__name__}: {exc}") from exc
+        if not ok: raise _WriterError(message, down)
+    def close(self, kill:bool=False):
+        "Stop the process after the writes sent so far (killed if it does not stop in 10 s, or at once with `kill`)."
+        if kill: self.proc.kill()
+        try: self.tx.send_bytes(b'')
+        except OSError: pass
+        try: self.proc.wait(10)
+        except Exception: self.proc.kill(); self.proc.wait(5)
+        self.tx.close(); self.rx.close()
 
 def _store_down(exc)->bool:
     "True for a store failure that can pass (database locked, busy, unreachable); False when the store refuses the rows."
     import sqlalchemy.exc as sx
+    if isinstance(exc, _WriterError): return exc.down
     cause = exc.__cause__ if isinstance(exc, StoreError) else exc
     return isinstance(cause, (sx.OperationalError, sx.InterfaceError)) or bool(getattr(cause, 'connection_invalidated', False))
 
@@ -218,6 +307,7 @@ class PredictionLogger:
                  max_defer:float=1.0, # while predictions run, a due write waits for them at most this long (s) after its oldest row
                  quiet:float=0.002, # a write starts once no prediction has run for this long (s): not in the gap between back-to-back requests
                  slice_rows:int=500, # the thread writes at most this many rows per transaction (a bigger request alone), waiting for predictions between them
+                 process:bool=False, # make and insert the rows in a child process (`_ProcessWriter`), off this process's GIL
                 ):
         self.store,self.interval,self.batch,self.max_pending = store,interval,batch,max_pending
         self.retry,self.close_timeout,self.max_defer,self.quiet,self.slice_rows = retry,close_timeout,max_defer,quiet,slice_rows
@@ -228,6 +318,12 @@ class PredictionLogger:
         self._wake, self._stop = threading.Event(), threading.Event()
         self.pending = self.written = self.dropped = self.flushes = self.retries = 0
         self.last_error, self.last_flush, self.closed = None, None, False
+        self._proc = None
+        if process:
+            try: self._proc = _ProcessWriter(store)
+            except Exception as exc:          # e.g. no interpreter to start: the thread writes, as without `process`
+                self.last_error = f"the log's writer process did not start ({type(exc).__name__}: {exc}); writing in the service's process"
+                _log.error("prediction log: %s", self.last_error)
         self._thread = threading.Thread(target=self._run, name='assembly-line-log', daemon=True)
         self._thread.start()
 
@@ -276,17 +372,28 @@ class PredictionLogger:
     def _write(self, entries:list)->list:
         "Write `entries`; return those to try again because the store is down (entries it refuses are dropped)."
         try:
-            self.store._log_rows([r for e in entries for r in e.rows()])
+            self._insert(entries)
             self._done(entries, written=True)
             return []
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.last_error = (str(exc) if isinstance(exc, _WriterError) else f"{type(exc).__name__}: {exc}")[:500]
             if _store_down(exc): return entries
             if len(entries) == 1: self._done(entries, written=False); return []
             for i, e in enumerate(entries):              # one bad request must not take the others with it
                 if self._write([e]): return entries[i:]
             return []
         finally: self.flushes += 1; self.last_flush = time.time()
+
+    def _insert(self, entries:list):
+        "Insert the entries' rows: in the writer process while there is one, else here (from then on, if it is gone)."
+        w = self._proc
+        if w is not None:
+            try: return w.write(entries)
+            except _WriterGone as exc:         # e.g. killed: these entries and the next are written here instead
+                self._proc = None; w.close(kill=True)
+                self.last_error = f"the log's writer process is gone ({exc}); writing in the service's process"
+                _log.error("prediction log: %s", self.last_error)
+        self.store._log_rows([r for e in entries for r in e.rows()])
 
     def flush(self, rows:int|None=None)->bool:
         "Write everything queued now (or the oldest entries up to `rows` rows), in the caller's thread; False when the store is down and rows wait for a retry."
@@ -351,14 +458,18 @@ class PredictionLogger:
         self._stop.set(); self._wake.set(); self._idle.set()
         self._thread.join()                 # waits for a write in progress: a daemon thread killed mid-write loses its rows
         with self._lock: self.closed = True  # from now on `submit` writes in the caller's thread
-        return self._drain(self.close_timeout if timeout is None else timeout)
+        ok = self._drain(self.close_timeout if timeout is None else timeout)
+        with self._io: w, self._proc = self._proc, None   # after the last write through it; later ones are made here
+        if w is not None: w.close()
+        return ok
 
     def stats(self)->dict:
-        "Rows pending (queued or being written), written and dropped; flushes, retries while the store was down, last error."
+        "Rows pending (queued or being written), written and dropped; flushes, retries while the store was down, last error; where rows are written."
         return dict(pending=self.pending, written=self.written, dropped=self.dropped, flushes=self.flushes,
-                    retries=self.retries, last_error=self.last_error, closed=self.closed)
+                    retries=self.retries, last_error=self.last_error, closed=self.closed,
+                    writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #54304773
+# %% ../nbs/92_serve.ipynb #22105f1c
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -396,7 +507,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #d7c394c7
+# %% ../nbs/92_serve.ipynb #7b7637f1
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -461,8 +572,9 @@ def _error_response(exc:InputError):
 class ModelService:
     "The state behind the app: served model, store, registry, logger and the model thread."
     def __init__(self, model_ref, store_url=None, admin_token=None, registry_root=None, log:bool=True,
-                 max_rows:int=100_000, log_interval:float=0.2, inline_rows:int=64, freeze_gc:bool=False):
+                 max_rows:int=100_000, log_interval:float=0.2, inline_rows:int=64, freeze_gc:bool=False, log_process:bool=False):
         self.model_ref, self.max_rows, self.inline_rows, self.freeze_gc = model_ref, max_rows, inline_rows, freeze_gc
+        self.log_process = log_process
         self.admin_token = admin_token if admin_token is not None else os.environ.get('ASSEMBLY_LINE_ADMIN_TOKEN') or None
         self.store = store_url if isinstance(store_url, Store) else Store(store_url)
         self.registry = Registry(self.store, registry_root)
@@ -477,7 +589,7 @@ class ModelService:
         if self.executor is None:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix='assembly-line-model', initializer=_one_thread)
         if self.log and (self.logger is None or self.logger.closed):
-            self.logger = PredictionLogger(self.store, interval=self.log_interval)
+            self.logger = PredictionLogger(self.store, interval=self.log_interval, process=self.log_process)
         self.started = time.time()
 
     # ---- requests ------------------------------------------------------------------------------
@@ -486,7 +598,7 @@ class ModelService:
         ct = (content_type or 'application/json').split(';')[0].strip().lower()
         if not body.strip(): raise _bad("the request body is empty", expected="a JSON record, a batch of records, or CSV")
         if ct in ('text/csv', 'application/csv'):
-            try: df = pd.read_csv(io.BytesIO(body))
+            try: df = _read_csv(body)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
                 raise _bad(f"the CSV body cannot be parsed: {str(e).strip()[:300]}", expected="CSV with a header row") from None
             if not len(df): raise _bad("the CSV body has a header but no rows", expected="at least one row")
@@ -509,8 +621,8 @@ class ModelService:
         "Validate, predict and queue the log entry; runs on the model thread. Raises `InputError` for bad input."
         return self.predict_timed(data, proba, strict, request_id)[0]
 
-    def predict_timed(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None)->tuple[dict, float]:
-        "`predict`, and the milliseconds the line itself took (`prepare` + `predict_scores`: the `Server-Timing` figure)."
+    def predict_timed(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None, body:bytes|None=None)->tuple[dict, float]:
+        "`predict`, and the milliseconds the line itself took (`prepare` + `predict_scores`: the `Server-Timing` figure); `body`: the CSV body `data` was read from."
         t0 = time.perf_counter()
         m = self.model
         n = len(data)
@@ -537,13 +649,13 @@ class ModelService:
         if m.task.is_classification:
             labels = np.asarray(m.line.classes_)[np.asarray(scores).argmax(1)].tolist()
             scores = np.asarray(scores, dtype=float)
-            pr = _proba_dicts(m.classes, scores) if proba else None   # else the log makes them
+            pr = _proba_dicts(m.classes, scores) if proba else None   # the log makes its own, from the scores
         else: labels, pr, scores = np.asarray(scores, dtype=float).tolist(), None, None
         rids = ([request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]) if request_id else new_request_ids(n)
         ms = (time.perf_counter()-t0)*1000
         if self.logger is not None:                 # a closed logger writes at once: an answer is never unlogged
-            self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, scores if pr is None else pr, ms,
-                                        dt.datetime.now(dt.timezone.utc), m.classes))
+            self.logger.submit(LogEntry(rids, m.name, m.version, data, labels, scores, ms, dt.datetime.now(dt.timezone.utc),
+                                        m.classes, body if isinstance(data, pd.DataFrame) else None))
         out = dict(model=m.name, version=m.version, request_ids=rids, predictions=labels)
         if proba: out['probabilities'] = pr
         if warns: out['warnings'] = warns
@@ -630,7 +742,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #37a894b9
+# %% ../nbs/92_serve.ipynb #7e73814a
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -686,13 +798,14 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
                log_interval:float=0.2, # seconds between prediction-log flushes
                inline_rows:int=64, # requests of at most this many rows run on the event loop's thread, larger ones on the model thread
                freeze_gc:bool=False, # freeze the loaded model out of the garbage collector's scans (`serve` does: its own process)
+               log_process:bool=False, # write the prediction log from a child process, off the service's GIL (`serve` does)
               ):
     "The FastAPI app serving a registered model: validated predictions, health, metadata, admin routes, prediction log."
     from contextlib import asynccontextmanager
     from fastapi import FastAPI, Request, Header, Body, APIRouter
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
-    svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, inline_rows, freeze_gc)
+    svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, inline_rows, freeze_gc, log_process)
     PredictResponse, ErrorBody = _api_models()
     max_body = int(max_body_mb*2**20)
 
@@ -735,8 +848,9 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
                 raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
             if int(h.get('content-length') or 0) > max_body:
                 raise _bad("the request body is too large", status=413, expected=f"at most {max_body_mb} MB")
-            data = svc.parse(await request.body(), h.get('content-type'))
-            out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, rows=len(data))
+            body = await request.body()
+            data = svc.parse(body, h.get('content-type'))
+            out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, body, rows=len(data))
             # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
             return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
         finally:
@@ -821,5 +935,5 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     "Serve a model with uvicorn until interrupted (flushing the prediction log on shutdown)."
     os.environ.setdefault('OMP_NUM_THREADS', '1')   # effective when OpenMP is not loaded yet (a fresh process)
     import uvicorn
-    app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, **app_kw})
+    app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -393,6 +393,7 @@ def test_stop_under_load_logs_every_answer(adult_bundle, tmp_path, rows, sig):
         stop.set()
         proc.wait(60)
     assert len(sent) >= 2000 and queued['pending'] > 0, (len(sent), queued)   # the stop really met a queued log
+    assert queued['writer'] == 'process'                    # `serve` writes the log from its writer process
     logged = set(Store(url).get_predictions()['request_id'])
     missing = set(sent) - logged
     assert len(missing) == 0, f"{len(missing)} of {len(sent)} answered predictions are not in the log ({queued})"
@@ -550,6 +551,60 @@ def test_log_rows_store_what_log_predictions_stores(adult_bundle, store_url, adu
         assert ours.loc['records-s-0', 'inputs']['age'] == 10**30 and ours.loc['records-s-2', 'inputs']['workclass'] is None
         assert ours.loc['typed-s-0', 'outputs'] == {'prediction': '>50K', 'proba': {'<=50K': .25, '>50K': .75}}
         with pytest.raises(StoreError, match='already logged'): svc.store._log_rows(entries[0].rows()[:2])
+    finally: svc.close()
+
+_T0 = pd.Timestamp('2026-12-01 12:00', tz='UTC').to_pydatetime()
+
+def _kinds_of_entries(svc, df, tag, now=_T0):
+    "Log entries of each kind of input a request brings: a typed JSON batch, CSV (with its body), plain records."
+    recs = _recs(df)
+    csv = df.drop(columns='income').to_csv(index=False).encode()
+    m, n = svc.model, len(df)
+    sc = np.array([[.25, .75]]*n)
+    ids = lambda k: [f"{tag}-{k}-{i}" for i in range(n)]
+    return [LogEntry(ids('typed'), m.name, 1, svc.parse(json.dumps(recs).encode(), 'application/json'), ['>50K']*n, sc, 2., now, m.classes),
+            LogEntry(ids('csv'), m.name, 1, svc.parse(csv, 'text/csv'), ['>50K']*n, sc, 2., now, m.classes, csv),
+            LogEntry(ids('recs'), m.name, None, recs, [1.5]*n, None, 2., now)]
+
+def test_writer_process_writes_what_the_thread_writes(adult_bundle, store_url, adult_line):
+    "With `process=True` a child process makes and inserts the rows, from the request bodies: the same rows, the same refusals."
+    from assembly_line.serve import ModelService
+    svc = ModelService(adult_bundle, store_url, log=False)
+    try:
+        df = adult_line[1].iloc[:40].reset_index(drop=True)
+        thread = PredictionLogger(svc.store, interval=3600)
+        proc = PredictionLogger(svc.store, interval=3600, process=True)
+        child = proc._proc
+        assert proc.stats()['writer'] == 'process' and thread.stats()['writer'] == 'thread'
+        for e in _kinds_of_entries(svc, df, 't'): thread.submit(e)
+        for e in _kinds_of_entries(svc, df, 'p'): proc.submit(e)
+        now = pd.Timestamp.now(tz='UTC').to_pydatetime()
+        proc.submit(LogEntry(['t-recs-0'], 'adult', 1, [{'age': 1}], ['x'], None, 1., now))   # an id the thread logged
+        assert thread.close() and proc.close()
+        assert not child.alive() and child.proc.returncode == 0                    # stopped after its last write
+        assert proc.stats()['written'] == 120 and proc.stats()['dropped'] == 1 and 'already logged' in proc.stats()['last_error']
+        got = svc.store.get_predictions().set_index('request_id')
+        ours, theirs = got.loc[[i for i in got.index if i.startswith('p-')]], got.loc[[i for i in got.index if i.startswith('t-')]]
+        assert len(ours) == len(theirs) == 120
+        for c in ('ts', 'model', 'version', 'latency_ms', 'inputs', 'outputs'): assert ours[c].tolist() == theirs[c].tolist(), c
+        assert ours.loc['p-csv-0', 'inputs'] == df.drop(columns='income').iloc[0].to_dict()
+    finally: svc.close()
+
+def test_writer_process_gone(adult_bundle, sqlite_url, adult_line):
+    "A writer process that dies (killed) costs no row: what it had not written, and everything after, is written here."
+    import signal as sg
+    from assembly_line.serve import ModelService
+    svc = ModelService(adult_bundle, sqlite_url, log=False)
+    try:
+        df = adult_line[1].iloc[:20].reset_index(drop=True)
+        lg = PredictionLogger(svc.store, interval=3600, process=True)
+        first, second = _kinds_of_entries(svc, df, 'a'), _kinds_of_entries(svc, df, 'b')
+        lg.submit(first[0]); assert lg.flush() and lg.stats()['written'] == 20
+        lg._proc.proc.kill(); lg._proc.proc.wait(10)
+        for e in first[1:] + second: lg.submit(e)
+        assert lg.flush() and lg.stats()['writer'] == 'thread' and 'writer process is gone' in lg.stats()['last_error']
+        assert lg.close() and lg.stats()['written'] == 120 and lg.stats()['dropped'] == 0
+        assert svc.store.count_predictions() == 120
     finally: svc.close()
 
 def test_logger_isolates_a_bad_request(sqlite_url):
