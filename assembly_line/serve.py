@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #556f824d
+# %% ../nbs/92_serve.ipynb #bf4b92db
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #84c3038f
+# %% ../nbs/92_serve.ipynb #cef871a2
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #a5f2dd7e
+# %% ../nbs/92_serve.ipynb #a99f65d6
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -469,7 +469,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #22105f1c
+# %% ../nbs/92_serve.ipynb #1e2808d6
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -507,7 +507,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #7b7637f1
+# %% ../nbs/92_serve.ipynb #27fd3316
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -742,7 +742,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #7e73814a
+# %% ../nbs/92_serve.ipynb #e03b1fea
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
