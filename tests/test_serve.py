@@ -511,27 +511,34 @@ def test_a_request_counts_as_busy_from_its_first_byte(adult_bundle, sqlite_url, 
     finally: app.state.service.close()
     assert sent[0]['status'] == 200
 
+_T0 = pd.Timestamp('2026-12-01 12:00', tz='UTC').to_pydatetime()
+
+def _log_entries(svc, df, tag, now=_T0):
+    """Log entries of every kind of input a request brings, with odd values: a typed JSON batch (nulls, a float in an
+    integer column), CSV (with its body, and missing values), plain records (a huge integer, an ignored key with quotes
+    and a newline, NaN); each kind once with class scores and once with regression predictions."""
+    recs = _recs(df)
+    recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'] = None, None, 40.5
+    odd = [dict(r) for r in recs[:5]]
+    odd[0]['age'], odd[1]['note'], odd[2]['workclass'] = 10**30, 'é"\\n', np.float64('nan')
+    csv = df.drop(columns='income').to_csv(index=False).replace(',40,', ',,', 3).encode()
+    kinds = {'typed': (svc.parse(json.dumps(recs).encode(), 'application/json'), None), 'records': (odd, None),
+             'csv': (svc.parse(csv, 'text/csv'), csv)}
+    assert type(kinds['typed'][0]).__name__ == '_Batch' and isinstance(kinds['csv'][0], pd.DataFrame)
+    m, out = svc.model, []
+    for kind, (data, body) in kinds.items():
+        n = len(data)
+        out += [LogEntry([f"{tag}-{kind}-s-{i}" for i in range(n)], m.name, 3, data, ['>50K']*n, np.tile([.25, .75], (n, 1)),
+                         2.5, now, m.classes, body),
+                LogEntry([f"{tag}-{kind}-d-{i}" for i in range(n)], m.name, None, data, [1.5]*n, None, 2.5, now, None, body)]
+    return out
+
 def test_log_rows_store_what_log_predictions_stores(adult_bundle, store_url, adult_line):
     "The log's own rows (inputs and outputs encoded in its thread, past the store's checks) read back as the plain rows do."
     from assembly_line.serve import ModelService
     svc = ModelService(adult_bundle, store_url, log=False)
     try:
-        df = adult_line[1].iloc[:30].reset_index(drop=True)
-        recs = _recs(df)
-        recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'] = None, None, 40.5
-        odd = [dict(r) for r in recs[:5]]
-        odd[0]['age'], odd[1]['note'], odd[2]['workclass'] = 10**30, 'é"\\n', np.float64('nan')   # huge int, an ignored key, NaN
-        csv = df.drop(columns='income').to_csv(index=False).replace(',40,', ',,', 3).encode()       # missing values
-        now, m = pd.Timestamp.now(tz='UTC').to_pydatetime(), svc.model
-        sc = np.array([[.25, .75]]*30)
-        kinds = {'typed': svc.parse(json.dumps(recs).encode(), 'application/json'), 'records': odd,
-                 'csv': svc.parse(csv, 'text/csv')}
-        assert type(kinds['typed']).__name__ == '_Batch' and isinstance(kinds['csv'], pd.DataFrame)
-        entries = []
-        for tag, data in kinds.items():
-            n = len(data)
-            entries += [LogEntry([f"{tag}-s-{i}" for i in range(n)], m.name, 3, data, ['>50K']*n, sc[:n], 2.5, now, m.classes),
-                        LogEntry([f"{tag}-d-{i}" for i in range(n)], m.name, None, data, [1.5]*n, None, 2.5, now)]
+        entries, m = _log_entries(svc, adult_line[1].iloc[:30].reset_index(drop=True), 'x'), svc.model
         svc.store._log_rows([r for e in entries for r in e.rows()])
         plain = []
         for e in entries:
@@ -548,63 +555,49 @@ def test_log_rows_store_what_log_predictions_stores(adult_bundle, store_url, adu
         assert len(ours) == len(theirs) == 130
         for c in ('ts', 'model', 'version', 'latency_ms', 'inputs', 'outputs'):
             assert ours[c].tolist() == theirs[c].tolist(), c
-        assert ours.loc['records-s-0', 'inputs']['age'] == 10**30 and ours.loc['records-s-2', 'inputs']['workclass'] is None
-        assert ours.loc['typed-s-0', 'outputs'] == {'prediction': '>50K', 'proba': {'<=50K': .25, '>50K': .75}}
+        assert ours.loc['x-records-s-0', 'inputs']['age'] == 10**30 and ours.loc['x-records-s-2', 'inputs']['workclass'] is None
+        assert ours.loc['x-typed-s-0', 'outputs'] == {'prediction': '>50K', 'proba': {'<=50K': .25, '>50K': .75}}
         with pytest.raises(StoreError, match='already logged'): svc.store._log_rows(entries[0].rows()[:2])
     finally: svc.close()
-
-_T0 = pd.Timestamp('2026-12-01 12:00', tz='UTC').to_pydatetime()
-
-def _kinds_of_entries(svc, df, tag, now=_T0):
-    "Log entries of each kind of input a request brings: a typed JSON batch, CSV (with its body), plain records."
-    recs = _recs(df)
-    csv = df.drop(columns='income').to_csv(index=False).encode()
-    m, n = svc.model, len(df)
-    sc = np.array([[.25, .75]]*n)
-    ids = lambda k: [f"{tag}-{k}-{i}" for i in range(n)]
-    return [LogEntry(ids('typed'), m.name, 1, svc.parse(json.dumps(recs).encode(), 'application/json'), ['>50K']*n, sc, 2., now, m.classes),
-            LogEntry(ids('csv'), m.name, 1, svc.parse(csv, 'text/csv'), ['>50K']*n, sc, 2., now, m.classes, csv),
-            LogEntry(ids('recs'), m.name, None, recs, [1.5]*n, None, 2., now)]
 
 def test_writer_process_writes_what_the_thread_writes(adult_bundle, store_url, adult_line):
     "With `process=True` a child process makes and inserts the rows, from the request bodies: the same rows, the same refusals."
     from assembly_line.serve import ModelService
     svc = ModelService(adult_bundle, store_url, log=False)
     try:
-        df = adult_line[1].iloc[:40].reset_index(drop=True)
+        df = adult_line[1].iloc[:30].reset_index(drop=True)
         thread = PredictionLogger(svc.store, interval=3600)
         proc = PredictionLogger(svc.store, interval=3600, process=True)
         child = proc._proc
         assert proc.stats()['writer'] == 'process' and thread.stats()['writer'] == 'thread'
-        for e in _kinds_of_entries(svc, df, 't'): thread.submit(e)
-        for e in _kinds_of_entries(svc, df, 'p'): proc.submit(e)
-        now = pd.Timestamp.now(tz='UTC').to_pydatetime()
-        proc.submit(LogEntry(['t-recs-0'], 'adult', 1, [{'age': 1}], ['x'], None, 1., now))   # an id the thread logged
+        for e in _log_entries(svc, df, 't'): thread.submit(e)
+        for e in _log_entries(svc, df, 'p'): proc.submit(e)
+        proc.submit(LogEntry(['t-records-d-0'], 'adult', 1, [{'age': 1}], ['x'], None, 1., _T0))   # an id the thread logged
         assert thread.close() and proc.close()
         assert not child.alive() and child.proc.returncode == 0                    # stopped after its last write
-        assert proc.stats()['written'] == 120 and proc.stats()['dropped'] == 1 and 'already logged' in proc.stats()['last_error']
+        assert proc.stats()['written'] == 130 and proc.stats()['dropped'] == 1 and 'already logged' in proc.stats()['last_error']
         got = svc.store.get_predictions().set_index('request_id')
-        ours, theirs = got.loc[[i for i in got.index if i.startswith('p-')]], got.loc[[i for i in got.index if i.startswith('t-')]]
-        assert len(ours) == len(theirs) == 120
+        ours = got[got.index.str.startswith('p-')]
+        theirs = got.loc['t' + ours.index.str[1:]]
+        assert len(ours) == len(theirs) == 130
         for c in ('ts', 'model', 'version', 'latency_ms', 'inputs', 'outputs'): assert ours[c].tolist() == theirs[c].tolist(), c
-        assert ours.loc['p-csv-0', 'inputs'] == df.drop(columns='income').iloc[0].to_dict()
+        assert ours.loc['p-csv-s-0', 'inputs'] == df.drop(columns='income').iloc[0].to_dict()
     finally: svc.close()
 
 def test_writer_process_gone(adult_bundle, sqlite_url, adult_line):
     "A writer process that dies (killed) costs no row: what it had not written, and everything after, is written here."
-    import signal as sg
     from assembly_line.serve import ModelService
     svc = ModelService(adult_bundle, sqlite_url, log=False)
     try:
         df = adult_line[1].iloc[:20].reset_index(drop=True)
         lg = PredictionLogger(svc.store, interval=3600, process=True)
-        first, second = _kinds_of_entries(svc, df, 'a'), _kinds_of_entries(svc, df, 'b')
+        first, second = _log_entries(svc, df, 'a'), _log_entries(svc, df, 'b')
         lg.submit(first[0]); assert lg.flush() and lg.stats()['written'] == 20
         lg._proc.proc.kill(); lg._proc.proc.wait(10)
         for e in first[1:] + second: lg.submit(e)
         assert lg.flush() and lg.stats()['writer'] == 'thread' and 'writer process is gone' in lg.stats()['last_error']
-        assert lg.close() and lg.stats()['written'] == 120 and lg.stats()['dropped'] == 0
-        assert svc.store.count_predictions() == 120
+        assert lg.close() and lg.stats()['written'] == 180 and lg.stats()['dropped'] == 0
+        assert svc.store.count_predictions() == 180
     finally: svc.close()
 
 def test_logger_isolates_a_bad_request(sqlite_url):
