@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #339243b4
+# %% ../nbs/92_serve.ipynb #8e3020ba
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #a45e9327
+# %% ../nbs/92_serve.ipynb #a1bd0faa
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #fe4f75fb
+# %% ../nbs/92_serve.ipynb #eb9ab6a7
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -297,7 +297,7 @@ def _store_down(exc)->bool:
 _log = logging.getLogger(__name__)
 
 class PredictionLogger:
-    "Buffers logged predictions in memory and writes them to the store in batches from a background thread."
+    "Buffers logged predictions in memory and writes them to the store in batches from a background thread (through a writer process with `process=True`)."
     def __init__(self,
                  store:Store, # where predictions go
                  interval:float=0.2, # seconds between flushes
@@ -470,7 +470,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #b73c48e5
+# %% ../nbs/92_serve.ipynb #2186c99a
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -508,7 +508,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #fe3f7848
+# %% ../nbs/92_serve.ipynb #68e6e29c
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -743,7 +743,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #802561ce
+# %% ../nbs/92_serve.ipynb #29027469
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -933,7 +933,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
           log_level:str='warning', # uvicorn's log level
           **app_kw, # passed to `create_app`
          ):
-    "Serve a model with uvicorn until interrupted (flushing the prediction log on shutdown)."
+    "Serve a model with uvicorn until interrupted (the prediction log written by its writer process, and flushed on shutdown)."
     os.environ.setdefault('OMP_NUM_THREADS', '1')   # effective when OpenMP is not loaded yet (a fresh process)
     import uvicorn
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
