@@ -6,7 +6,7 @@
 __all__ = ['records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve']
 
-# %% ../nbs/92_serve.ipynb #8e3020ba
+# %% ../nbs/92_serve.ipynb #f60addbe
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #a1bd0faa
+# %% ../nbs/92_serve.ipynb #89168e21
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #eb9ab6a7
+# %% ../nbs/92_serve.ipynb #23160013
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -214,7 +214,8 @@ def _wire_rows(w:tuple)->list:
     and its encoding. Runs in the log's thread or its writer process, off the request."""
     ids, model, version, (kind, ins), preds, pr, classes, lat, ts = w
     if kind == 'json': ins = _raw_texts(ins)
-    else: ins = _json_texts(_frame_records(_read_csv(ins) if kind == 'csv' else ins) if kind in ('csv', 'frame') else ins)
+    elif kind == 'records': ins = _json_texts(ins)
+    else: ins = _json_texts(_frame_records(_read_csv(ins) if kind == 'csv' else ins))    # 'csv' (its body) or 'frame'
     if isinstance(pr, np.ndarray): pr = _proba_dicts(classes, pr)
     outs = _json_texts([{'prediction': p} for p in preds] if pr is None else
                        [{'prediction': p, 'proba': q} for p, q in zip(preds, pr)])
@@ -470,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #2186c99a
+# %% ../nbs/92_serve.ipynb #6616b841
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -508,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #68e6e29c
+# %% ../nbs/92_serve.ipynb #7afda690
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -743,7 +744,7 @@ class ModelService:
         if ex is not None: ex.shutdown(wait=True)   # queued predictions still run, and queue their log entries
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #29027469
+# %% ../nbs/92_serve.ipynb #d08963f2
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
