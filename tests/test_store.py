@@ -4,7 +4,7 @@ import os, sys, json, signal, subprocess, textwrap, threading, time, hashlib, pi
 import datetime as dt
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, sqlalchemy as sa
-from assembly_line.core import StoreError, RegistryError, ConfigError
+from assembly_line.core import StoreError, RegistryError, RegistryConflict, ConfigError
 from assembly_line.store import Store, SCHEMA_VERSION, LabelResult, mask_url
 from assembly_line.datasets import load_example
 
@@ -143,6 +143,91 @@ def test_concurrent_registration_gets_distinct_versions(store):
     for t in ts: t.join()
     assert not errors
     assert sorted(store.list_versions('m').version) == list(range(1, 16))
+
+def test_alias_compare_and_swap(store):
+    "A move with `expected` happens only if the alias still points there (None: no alias yet); a refused move changes nothing."
+    for i in (1, 2, 3): store.register_version('m', f'/m/{i}', sha(str(i)), created_by='ci')
+    assert store.set_alias('m', 'champion', 1, expected=None) is None            # first alias: expect none
+    with pytest.raises(RegistryConflict, match="points at v1, not at no version") as e: store.set_alias('m', 'champion', 2, expected=None)
+    assert (e.value.model, e.value.alias, e.value.expected_version, e.value.actual_version) == ('m', 'champion', None, 1)
+    assert isinstance(e.value, RegistryError)
+    assert store.set_alias('m', 'champion', 2, who='ana', expected=1) == 1
+    with pytest.raises(RegistryConflict) as e: store.set_alias('m', 'champion', 3, expected=1)   # stale: someone moved it
+    assert (e.value.expected_version, e.value.actual_version) == (1, 2)
+    d = e.value.to_dict()                                                        # what a web layer answers with its 409
+    assert {k: d[k] for k in ('error', 'model', 'alias', 'expected_version', 'actual_version')} == \
+           dict(error='RegistryConflict', model='m', alias='champion', expected_version=1, actual_version=2)
+    with pytest.raises(RegistryConflict): store.set_alias('m', 'champion', 2, expected=3)   # already there, but not as believed
+    # the alias came back to v2 (A -> B -> A): a caller that read the history before the round trip is refused
+    h = store.alias_history('m', 'champion'); last = int(h.id.iloc[-1])
+    store.set_alias('m', 'champion', 3, expected=2); store.set_alias('m', 'champion', 2, expected=3)
+    with pytest.raises(RegistryConflict, match='moved since'): store.set_alias('m', 'champion', 1, expected=2, expected_move=last)
+    n_hist, n_audit = len(store.alias_history()), len(store.audit_log())
+    assert store.set_alias('m', 'champion', 1, expected=2, expected_move=int(store.alias_history().id.iloc[-1])) == 2
+    assert store.alias_history('m', 'champion').new_version.tolist() == [1, 2, 3, 2, 1]      # refused moves left no trace
+    assert (len(store.alias_history()), len(store.audit_log())) == (n_hist + 1, n_audit + 1)
+    assert store.set_alias('m', 'champion', 3) == 1                                # default: no check (back-compat)
+    with pytest.raises(RegistryConflict): store.delete_alias('m', 'champion', expected=1)
+    assert store.delete_alias('m', 'champion', expected=3) == 3 and store.aliases('m') == {}
+    with pytest.raises(ConfigError, match='expected'): store.set_alias('m', 'champion', 1, expected='two')
+
+CAS_WORKER = textwrap.dedent("""
+    import sys, os, json, time, random
+    from assembly_line.store import Store
+    from assembly_line.core import RegistryConflict
+    url, tag, n, go, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == 'first'
+    s = Store(url); rnd = random.Random(tag); out = dict(ok=[], conflicts=[], errors=[])
+    print('ready', flush=True)
+    while not os.path.exists(go): time.sleep(0.001)
+    if first:     # every worker tries to create the alias; exactly one may
+        try: s.set_alias('m', 'champion', int(tag), expected=None, why=tag); out['ok'].append(None)
+        except RegistryConflict as e: out['conflicts'].append([e.expected_version, e.actual_version])
+    for i in range(0 if first else n):
+        cur = s.get_alias('m', 'champion')
+        to = rnd.choice([v for v in range(1, 6) if v != cur])
+        try: s.set_alias('m', 'champion', to, expected=cur, why=f"{tag}-{i} from {cur}"); out['ok'].append(cur)
+        except RegistryConflict as e: out['conflicts'].append([e.expected_version, e.actual_version])
+        except Exception as e: out['errors'].append(repr(e))
+    print(json.dumps(out), flush=True)
+""")
+
+def _cas_workers(tmp_path, url, n_workers, n, first=False):
+    script = tmp_path/'cas.py'; script.write_text(CAS_WORKER)
+    go = tmp_path/f'go-{first}'
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ps = [subprocess.Popen([sys.executable, str(script), url, str(k + 1), str(n), str(go), 'first' if first else 'moves'],
+                           env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(n_workers)]
+    for p in ps: assert p.stdout.readline().strip() == 'ready', p.stderr.read()
+    go.touch()                                           # all start at once: as much contention as the machine allows
+    outs = []
+    for p in ps:
+        o, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outs.append(json.loads(o.strip().splitlines()[-1]))
+    return outs
+
+def _chain_ok(h):
+    "Every move starts where the previous one ended."
+    new = h.new_version.tolist()
+    return h.old_version.tolist()[1:] == new[:-1]
+
+def test_concurrent_processes_compare_and_swap_lose_no_update(store_url, tmp_path):
+    "Processes racing on one alias: the first one creates it, then every acknowledged move is in the history exactly where its caller expected it."
+    s = Store(store_url)
+    for i in range(1, 6): s.register_version('m', f'/m/{i}', sha(str(i)))
+    outs = _cas_workers(tmp_path, store_url, 4, 0, first=True)
+    assert sum(len(o['ok']) for o in outs) == 1 and sum(len(o['conflicts']) for o in outs) == 3   # one creator, three conflicts
+    creator = s.get_alias('m', 'champion')
+    assert all(c == [None, creator] for o in outs for c in o['conflicts'])
+    outs = _cas_workers(tmp_path, store_url, 4, 30)
+    assert not [e for o in outs for e in o['errors']]
+    h = s.alias_history('m', 'champion')
+    moves = h.iloc[1:]
+    assert len(moves) == sum(len(o['ok']) for o in outs)                # every acknowledged move is there, and nothing else
+    assert _chain_ok(h) and h.new_version.iloc[-1] == s.get_alias('m', 'champion')
+    assert moves.old_version.tolist() == [int(w.split(' from ')[1]) for w in moves.why]   # each from the version its caller read
+    assert all(exp != act for o in outs for exp, act in o['conflicts'])
+    s.close()
 
 # ---------------------------------------------------------------- predictions
 
