@@ -649,3 +649,129 @@ def test_frame_records_is_to_dict_records():
         for g, w in zip(got, want):
             assert list(g) == list(w)
             for k in w: assert type(g[k]) is type(w[k]) and (g[k] == w[k] or (pd.isna(g[k]) and pd.isna(w[k]))), (name, k)
+
+
+# ------------------------------------------------------------------------------------------- a challenger in shadow
+
+def _lean_line(df, **kw):
+    from threadpoolctl import threadpool_limits
+    from assembly_line.line import AssemblyLine
+    with threadpool_limits(1):
+        return AssemblyLine('income', time_budget=10, include=['linear'], tune=False, ensemble=False, deterministic=True,
+                            n_jobs=1, **kw).fit(df)
+
+@pytest.fixture(scope='module')
+def shadow_lines(adult_line):
+    "Two real challengers: v2 never saw capital-gain (a different model), v3 needs a column no client sends (it fails on every request)."
+    df = adult_line[1]
+    return _lean_line(df.drop(columns='capital-gain'), seed=1), _lean_line(df.assign(extra=df['age'] % 7))
+
+@pytest.fixture
+def shadow_reg(adult_line, shadow_lines, tmp_path):
+    "A fresh registry (SQLite): adult v1 champion, v2 and v3 the challengers above, nothing in shadow yet."
+    r = Registry(f"sqlite:///{tmp_path/'store.sqlite'}", root=tmp_path/'artifacts')
+    r.register(adult_line[0], 'adult', alias='champion', card=False)
+    for ln in shadow_lines: r.register(ln, 'adult', card=False)
+    return r
+
+def _traffic(c, recs, df, tag):
+    "Singles from 4 clients at once, JSON batches, CSV, bad requests; the answers by request (ids left out) and the answered ids."
+    answers, ids = {}, []
+    def one(k):
+        with httpx.Client(base_url=str(c.base_url), timeout=60) as cc:
+            for i in range(k, 24, 4):
+                r = cc.post('/predict?proba=true', json=recs[i], headers={'X-Request-ID': f"{tag}-s{i}"})
+                answers[f"s{i}"] = r
+    th = [threading.Thread(target=one, args=(k,)) for k in range(4)]
+    for t in th: t.start()
+    for t in th: t.join()
+    answers['batch'] = c.post('/predict', json={'records': recs[:30]}, headers={'X-Request-ID': f"{tag}-b"})
+    answers['list'] = c.post('/predict?proba=true', json=recs[5:12], headers={'X-Request-ID': f"{tag}-l"})
+    answers['csv'] = c.post('/predict', content=df.iloc[:9].to_csv(index=False), headers={'Content-Type': 'text/csv', 'X-Request-ID': f"{tag}-c"})
+    answers['bad'] = c.post('/predict', json={**recs[0], 'age': 'forty'}, headers={'X-Request-ID': f"{tag}-x"})
+    answers['bad_csv'] = c.post('/predict', content=b'a,b\n1,2\n', headers={'Content-Type': 'text/csv', 'X-Request-ID': f"{tag}-y"})
+    answers['nan'] = c.post('/predict', content=b'{"age": NaN}', headers={'Content-Type': 'application/json', 'X-Request-ID': f"{tag}-z"})
+    for k, r in answers.items():
+        assert r.status_code == (422 if k in ('bad', 'bad_csv', 'nan') else 200), (k, r.text[:300])
+        if r.status_code == 200: ids += r.json()['request_ids']
+    return {k: (r.status_code, {**r.json(), 'request_ids': None}) for k, r in answers.items()}, ids
+
+def test_shadow_logs_every_answer_and_never_changes_it(shadow_reg, shadow_lines, rows):
+    reg, store, auth = shadow_reg, shadow_reg.store, {'Authorization': f'Bearer {TOKEN}'}
+    recs = _recs(rows)
+    with running(create_app('adult', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05, shadow=None)) as c:
+        alone, _ = _traffic(c, recs, rows, 'alone')
+        assert c.get('/health').json()['shadow'] is None
+    reg.set_alias('adult', 'shadow', 2, who='test', why='v2 in shadow')
+    with running(create_app('adult', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)) as c:
+        assert c.get('/health').json()['shadow']['version'] == 2
+        shadowed, ids = _traffic(c, recs, rows, 'sh')
+    assert shadowed == alone                      # the champion's answers and refusals, byte for byte but for the ids
+    sp = store.shadow_predictions('adult')
+    assert sorted(sp.request_id) == sorted(ids) and len(ids) == 24 + 30 + 7 + 9   # every answered row, no refused one
+    assert (sp.version == 2).all() and (sp.alias == 'shadow').all() and sp.error.isna().all()
+    champ = store.get_predictions('adult').set_index('request_id')
+    assert (champ.loc[ids, 'version'] == 1).all()                                  # the answers came from v1
+    # the shadow's rows are v2's own answers to the same records
+    got = sp.set_index('request_id')
+    want = shadow_lines[0].predict_proba(rows.iloc[:30])
+    for i in range(30):
+        o = got.loc[f"sh-b-{i}", 'outputs']
+        assert o['prediction'] == want.columns[want.iloc[i].argmax()]
+        assert np.isclose(o['proba']['>50K'], want['>50K'].iloc[i])
+    assert got.loc['sh-s3', 'outputs']['prediction'] == shadow_lines[0].predict(rows.iloc[[3]]).iloc[0]
+
+def test_failing_shadow_never_breaks_a_request(shadow_reg, rows):
+    reg, store, auth = shadow_reg, shadow_reg.store, {'Authorization': f'Bearer {TOKEN}'}
+    recs = _recs(rows)
+    reg.set_alias('adult', 'shadow', 3, who='test', why='a shadow that cannot score these requests')
+    with running(create_app('adult', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)) as c:
+        r = [c.post('/predict', json=recs[i], headers={'X-Request-ID': f"f{i}"}) for i in range(5)]
+        b = c.post('/predict', json=recs[:10], headers={'X-Request-ID': 'fb'})
+        assert all(x.status_code == 200 and x.json()['version'] == 1 for x in r + [b])
+        t0 = time.time()
+        while (h := c.get('/health').json())['shadow']['failed'] < 15 and time.time() - t0 < 20: time.sleep(0.05)
+        assert h['status'] == 'ok' and h['shadow']['failed'] == 15 and h['shadow']['scored'] == 0 and "'extra'" in h['shadow']['last_error']
+    sp = store.shadow_predictions('adult', 3)
+    assert len(sp) == 15 and sp.outputs.isna().all() and sp.error.str.contains("'extra'").all(), sp.error.tolist()
+    # a tampered shadow is not loaded at all: the champion serves alone and /health says why
+    mv = reg.register(reg.resolve('adult@2')[1], 'adult', card=False)
+    f = Path(mv.uri)/'leaderboard.csv'; f.write_text(f.read_text() + '\n')
+    with running(create_app('adult', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)) as c:
+        moved = c.post('/admin/shadow', json={'version': mv.version}, headers=auth)
+        assert moved.status_code == 409 and moved.json()['error'] == 'IntegrityError'
+        assert store.get_alias('adult', 'shadow') == 3                       # refused before the alias moved
+        store.set_alias('adult', 'shadow', mv.version, who='test', why='moved past the registry (or tampered after the move)')
+        assert c.post('/admin/reload', headers=auth).status_code == 200     # the champion reloads fine
+        h = c.get('/health').json()
+        assert h['status'] == 'ok' and h['shadow']['version'] is None and 'IntegrityError' in h['shadow']['error']
+        assert c.post('/predict', json=recs[0], headers={'X-Request-ID': 'after-tamper'}).status_code == 200
+    assert len(store.shadow_predictions('adult', mv.version)) == 0
+
+def test_admin_shadow_route(shadow_reg, adult_bundle, sqlite_url, rows):
+    reg, store, auth = shadow_reg, shadow_reg.store, {'Authorization': f'Bearer {TOKEN}'}
+    with running(create_app('adult', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)) as c:
+        assert c.get('/health').json()['shadow'] == dict(alias='shadow', version=None, error=None)
+        for h in ({}, {'Authorization': 'Bearer wrong'}):
+            r = c.post('/admin/shadow', json={'version': 2}, headers=h)
+            assert r.status_code == 401 and r.headers['www-authenticate'] == 'Bearer'
+        assert c.post('/admin/shadow', json={'version': 1}, headers=auth).json()['error'] == 'ShadowIsChampion'
+        assert c.post('/admin/shadow', json={'version': 99}, headers=auth).status_code == 404
+        for body in ({}, {'version': 'two'}, {'version': 2.5}):
+            assert c.post('/admin/shadow', json=body, headers=auth).status_code == 422, body
+        assert 'shadow' not in store.aliases('adult')                       # nothing refused moved anything
+        r = c.post('/admin/shadow', json={'version': 2, 'why': 'try v2'}, headers=auth)
+        assert r.status_code == 200 and r.json()['previous'] is None and r.json()['version'] == 2
+        c.post('/predict', json=_recs(rows)[0], headers={'X-Request-ID': 'route-1'})
+        assert c.get('/health').json()['shadow']['version'] == 2
+        reg.set_alias('adult', 'shadow', 3, who='test', why='moved in the registry')
+        assert c.post('/admin/reload', headers=auth).json()['shadow'] == dict(alias='shadow', previous=2, current=3, error=None)
+        r = c.post('/admin/shadow', json={'version': None}, headers=auth)
+        assert r.status_code == 200 and r.json()['previous'] == 3
+        assert c.get('/health').json()['shadow']['version'] is None and 'shadow' not in store.aliases('adult')
+        c.post('/predict', json=_recs(rows)[0], headers={'X-Request-ID': 'route-2'})
+    assert store.shadow_predictions('adult').request_id.tolist() == ['route-1']
+    assert store.alias_history('adult', 'shadow').why.tolist() == ['try v2', 'moved in the registry', 'shadow stopped via the API']
+    with running(create_app(adult_bundle, sqlite_url, admin_token=TOKEN)) as c:          # a bundle folder has no registry
+        r = c.post('/admin/shadow', json={'version': 2}, headers=auth)
+        assert r.status_code == 409 and r.json()['error'] == 'NoRegistry'
