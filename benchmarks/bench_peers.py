@@ -192,19 +192,9 @@ class PeakRSS:
     def __exit__(self, *a): self._stop.set(); self._t.join()
 
 def _ordinal(train, test):
-    "Default-model inputs: categoricals ordinal-encoded (unseen/missing -> NaN), datetimes as days, all float."
-    import numpy as np, pandas as pd
-    from sklearn.preprocessing import OrdinalEncoder
-    train, test = train.copy(), test.copy()
-    for c in train.columns:
-        if pd.api.types.is_datetime64_any_dtype(train[c]):
-            for f in (train, test): f[c] = (f[c] - pd.Timestamp('1970-01-01')).dt.days.astype(float)
-    cats = [c for c in train.columns if not pd.api.types.is_numeric_dtype(train[c]) or pd.api.types.is_bool_dtype(train[c])]
-    if cats:
-        enc = OrdinalEncoder(handle_unknown='use_encoded_value', unknown_value=np.nan, encoded_missing_value=np.nan)
-        enc.fit(train[cats].astype(str).where(train[cats].notna()))
-        for f in (train, test): f[cats] = enc.transform(f[cats].astype(str).where(f[cats].notna()))
-    return train.astype(float), test.astype(float)
+    "Default-model inputs (benchmarks/suite.py's `ordinal_frames`): categoricals ordinal-encoded, datetimes as days, all float."
+    sys.path.insert(0, str(HERE)); import suite
+    return suite.ordinal_frames(train, test)
 
 def proba_frame(p, cols, classes, notes):
     "Probabilities in `classes` order, columns matched by str(label), else by str(label).strip()."

@@ -17,7 +17,8 @@ its traits and notes. `load` drops them, drops rows without a target and keeps a
 stratified for classification. `SEEDS` = (0, 1) are the two split seeds of the comparison.
 
 Verification (`python benchmarks/suite.py`): each table loads here, has its target and declared task (2 classes,
-3-40 classes, or a numeric target with more than 20 values), 500-100,000 rows before the cap, and no column that alone
+3-40 classes, or a numeric target with more than 20 values), 500-150,000 rows before the cap (hotel_bookings has
+119,390), and no column that alone
 predicts the target nearly perfectly (a depth-limited tree on one column: ROC-AUC >= 0.99 (binary), macro one-vs-rest
 AUC >= 0.99 (multiclass) or R^2 >= 0.98 on the test part flags a leak); then LightGBM with default parameters is fitted on the ordinal-encoded
 split and scored with the comparison's metric (ROC-AUC, log loss, RMSE) and a readable one (AUC, accuracy, R^2).
