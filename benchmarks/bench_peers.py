@@ -130,11 +130,12 @@ def data_dir(name:str, seed:int, suite:bool=False)->Path:
 
 def prepare_suite(name:str, seed:int=0, force:bool=False)->Path:
     "Split one wide-suite table (benchmarks/suite.py) 75/25 into train/test Parquet files (run in the repo venv)."
-    d = data_dir(name, seed, suite=True)
-    if (d/'meta.json').exists() and not force: return d
     import numpy as np
     sys.path.insert(0, str(HERE)); import suite
-    t = suite.SUITE[name]
+    d, t = data_dir(name, seed, suite=True), suite.SUITE[name]
+    # a split made under another declaration of the table (target, drops, cap, test share) is made again
+    spec = dict(target=t.target, task=t.task, drop=sorted(t.drop), cap=suite.CAP, test_size=suite.TEST_SIZE, sample_seed=suite.SAMPLE_SEED)
+    if (d/'meta.json').exists() and not force and json.loads((d/'meta.json').read_text()).get('spec') == spec: return d
     train, test = suite.split(name, seed)
     d.mkdir(parents=True, exist_ok=True)
     train.to_parquet(d/'train.parquet', index=False); test.to_parquet(d/'test.parquet', index=False)
@@ -142,7 +143,7 @@ def prepare_suite(name:str, seed:int=0, force:bool=False)->Path:
                                                     for v in np.sort(np.concatenate([train[t.target].unique(), test[t.target].unique()]))]
     if classes is not None: classes = sorted(set(classes), key=classes.index)
     meta = dict(name=name, target=t.target, task=t.task, metric=METRIC[t.task], classes=classes, seed=seed, suite=True,
-                dir=str(d), n_train=len(train), n_test=len(test), n_features=train.shape[1]-1, dropped=list(t.drop))
+                dir=str(d), n_train=len(train), n_test=len(test), n_features=train.shape[1]-1, spec=spec)
     (d/'meta.json').write_text(json.dumps(meta, indent=1))
     return d
 
