@@ -9,7 +9,7 @@ from assembly_line.core import ConfigError, DataError, RegistryError
 from assembly_line.datasets import load_example
 from assembly_line.store import Store
 from assembly_line.feedback import (RetrainPolicy, paired_bootstrap, evaluate_policy, retrain, rollback, run_feedback_once,
-                                    feedback_router, PolicyDecision, FeedbackReport)
+                                    feedback_router, PolicyDecision, FeedbackReport, deploy_shadow, evaluate_shadow)
 
 TOKEN = 'feedback-admin-token'
 POLICY = dict(drift_threshold=0.3, consecutive=2, performance_floor=400., min_labels=50, window_size=250, min_window_rows=100)
@@ -204,3 +204,110 @@ def test_bad_labels_and_small_windows_lose_nothing(tmp_path, champion, early, co
     rep = run_feedback_once(store, 'computers', POLICY, registry_root=reg.root)
     assert rep.decision == 'not_triggered' and isinstance(rep.policy_decision, PolicyDecision)
     assert '**' in rep._repr_markdown_() and 'no retrain' in rep.policy_decision._repr_markdown_()
+
+
+# ------------------------------------------------------------------------------------------- shadow challengers
+
+def _serve_live(c, store, computers, month, n_before):
+    "Serve a month through the app (one JSON batch), wait for the log, send the late prices to /labels; return the answer."
+    rows = computers[computers.trend == month]
+    X = json.loads(rows.drop(columns=['price', 'trend']).to_json(orient='records'))
+    r = c.post('/predict', json={'records': X}, headers={'X-Request-ID': f"m{month}"})
+    assert r.status_code == 200, r.text
+    ids = r.json()['request_ids']
+    _wait_logged(store, n_before + len(ids))
+    lab = c.post('/labels', json={'labels': dict(zip(ids, rows.price.tolist())), 'source': 'sales'})
+    assert lab.status_code == 200 and len(lab.json()['accepted']) == len(ids), lab.text
+    return r.json()
+
+@pytest.mark.slow
+def test_shadow_story_against_the_server(tmp_path, champion, early, computers):
+    """retrain deploys its challenger in shadow (not promoted); the real server scores every request with both and answers
+    with the champion; after the late labels the paired comparison on the same live rows promotes the shadow."""
+    from assembly_line.serve import create_app
+    reg = _registry(tmp_path, champion, early)
+    store = reg.store
+    fb = lambda svc: feedback_router(svc, policy=POLICY, base_data=early)
+    app = create_app('computers', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05, extra_routers=[fb])
+    auth = {'Authorization': f'Bearer {TOKEN}'}
+    with running(app, timeout=180) as c:
+        n = sum(len(_serve_live(c, store, computers, m, 0 if m == 9 else len(computers[computers.trend == 9]))['request_ids']) for m in (9, 10))
+        assert c.post('/admin/shadow/evaluate', json={}).status_code == 401
+        r = c.post('/admin/shadow/evaluate', headers=auth, json={})
+        assert r.status_code == 200 and r.json()['decision'] == 'skipped' and 'no version' in r.json()['reasons'][0]
+        r = c.post('/admin/retrain', headers=auth, json={'shadow': True})
+        out = r.json()
+        assert r.status_code == 200 and out['decision'] == 'shadow', r.text
+        assert (out['champion'], out['challenger']) == (1, 2) and out['reload']['shadow']['current'] == 2
+        assert store.get_alias('computers', 'champion') == 1 and store.get_alias('computers', 'shadow') == 2
+        live = {}
+        for m in (11, 12):
+            live[m] = _serve_live(c, store, computers, m, n); n += len(live[m]['request_ids'])
+            assert live[m]['version'] == 1                                       # answered by the champion
+            X = computers[computers.trend == m].drop(columns=['price', 'trend'])
+            assert np.allclose(live[m]['predictions'], champion.predict(X).to_numpy())
+        ids = live[11]['request_ids'] + live[12]['request_ids']
+        t0 = time.time()                                                         # the shadow writes in the background
+        while len(store.shadow_predictions('computers', 2)) < len(ids) and time.time() - t0 < 30: time.sleep(0.05)
+        sp = store.shadow_predictions('computers', 2)
+        assert sorted(sp.request_id) == sorted(ids) and sp.error.isna().all()
+        chall = reg.load('computers@2')
+        X = computers[computers.trend == 11].drop(columns=['price', 'trend'])
+        got = sp.set_index('request_id').loc[live[11]['request_ids'], 'outputs'].map(lambda o: o['prediction'])
+        assert np.allclose(got.to_numpy(float), chall.predict(X).to_numpy())    # the shadow's own answers
+        kept = c.post('/admin/shadow/evaluate', headers=auth, json={'promote': False}).json()
+        assert kept['decision'] == 'kept' and 'promote=False' in kept['reasons'][0] and store.get_alias('computers', 'champion') == 1
+        r = c.post('/admin/shadow/evaluate', headers=auth, json={})
+        ev = r.json()
+        assert r.status_code == 200 and ev['decision'] == 'promoted', r.text
+        assert ev['comparison']['n'] == len(ids) == ev['data']['compared'] and ev['comparison']['verdict'] == 'b better'
+        assert ev['reload']['current']['version'] == 2 and ev['reload']['shadow']['current'] is None
+        assert c.get('/model').json()['version'] == 2 and c.get('/health').json()['shadow']['version'] is None
+        assert 'shadow' not in store.aliases('computers')
+    # the comparison is the paired bootstrap of the logged answers on the labelled live rows
+    lab = store.labelled_predictions('computers', 1).set_index('request_id').loc[ids]
+    a = lab.outputs.map(lambda o: o['prediction']).to_numpy(float)
+    b = store.shadow_predictions('computers', 2).set_index('request_id').loc[ids].outputs.map(lambda o: o['prediction']).to_numpy(float)
+    pc = paired_bootstrap(lab.label.to_numpy(float), a, b, 'rmse', n_boot=RetrainPolicy().n_boot, seed=0)
+    assert np.isclose(pc.low, ev['comparison']['low']) and np.isclose(pc.diff, ev['comparison']['diff'])
+    acts = store.audit_log('computers').action.tolist()
+    order = ['retrain_started', 'challenger_compared', 'shadow_deployed', 'shadow_compared', 'champion_kept', 'shadow_promoted']
+    pos = [acts.index(x) for x in order]
+    assert pos == sorted(pos), acts
+    assert store.alias_history('computers', 'champion').new_version.tolist() == [1, 2]
+
+@pytest.mark.slow
+def test_shadow_decision_needs_labels_a_real_difference_and_no_failures(tmp_path, champion, early, computers):
+    "A shadow that is the same model is kept (no difference beyond the noise); too few labels skip; failures block a promotion."
+    reg = _registry(tmp_path, champion, early)
+    store = reg.store
+    same = reg.register(reg.resolve('computers@1')[1], 'computers', card=False).version
+    with pytest.raises(ConfigError, match='shadow of itself'): deploy_shadow(reg, 'computers', 1)
+    with pytest.raises(RegistryError): deploy_shadow(reg, 'computers', 99)
+    assert deploy_shadow(reg, 'computers', same, why='same model') is None
+    from assembly_line.serve import create_app
+    app = create_app('computers', store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05)
+    with running(app, timeout=120) as c:
+        rows = computers[computers.trend == 9]
+        X = json.loads(rows.drop(columns=['price', 'trend']).to_json(orient='records'))
+        ids = c.post('/predict', json={'records': X}, headers={'X-Request-ID': 'q'}).json()['request_ids']
+        _wait_logged(store, len(ids))
+        c.post('/labels', json={'labels': dict(zip(ids[:20], rows.price.tolist()[:20]))})
+    few = evaluate_shadow(reg, 'computers', POLICY)
+    assert few.decision == 'skipped' and 'only 20 live requests' in few.reasons[0] and few.comparison is None
+    store.add_labels(dict(zip(ids[20:], rows.price.tolist()[20:])))
+    ev = evaluate_shadow(reg, 'computers', RetrainPolicy(**POLICY))
+    assert ev.decision == 'kept' and ev.comparison.diff == 0 and ev.comparison.verdict == 'no clear difference'
+    assert store.get_alias('computers', 'champion') == 1 and store.get_alias('computers', 'shadow') == same
+    # a shadow that failed on live requests is kept even when its answers are better: the failures must not be left out
+    better = reg.register(reg.resolve('computers@1')[1], 'computers', card=False).version
+    deploy_shadow(reg, 'computers', better, why='rows logged by hand')
+    y = rows.price.to_numpy(float)
+    store.log_shadow([dict(request_id=r, model='computers', version=better, outputs={'prediction': float(v)}) for r, v in zip(ids, y)] +
+                     [dict(request_id='never-answered', model='computers', version=better, error='ValueError: boom')])
+    ev = evaluate_shadow(reg, 'computers', RetrainPolicy(**POLICY))
+    assert ev.decision == 'kept' and ev.comparison.b_better and 'failed on 1 of' in ev.reasons[0]
+    assert store.get_alias('computers', 'champion') == 1
+    ok = evaluate_shadow(reg, 'computers', RetrainPolicy(**POLICY), max_failure_share=0.01)
+    assert ok.decision == 'promoted' and store.get_alias('computers', 'champion') == better
+    with pytest.raises(ConfigError): evaluate_shadow(reg, 'computers', max_failure_share=1.5)
