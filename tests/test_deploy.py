@@ -5,7 +5,7 @@ import json, os, shutil, signal, subprocess, sys, textwrap, threading, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
-from assembly_line.core import IntegrityError, RegistryError, ConfigError, SchemaError, DataError
+from assembly_line.core import IntegrityError, RegistryError, RegistryConflict, ConfigError, SchemaError, DataError
 from assembly_line.line import AssemblyLine
 from assembly_line.deploy import (Registry, resolve, load_model, check_bundle, bundle_sha, add_files, model_card,
                                   score_file, score_many, CORE_FILES)
@@ -229,6 +229,146 @@ def test_concurrent_registrations_get_distinct_complete_versions(reg, adult_bund
     assert not errs and sorted(out) == [1, 2, 3]
     assert sorted(p.name for p in (reg.root/'adult').glob('v*')) == ['v1', 'v2', 'v3']
     for v in out: check_bundle(reg.resolve(f'adult@{v}')[1])
+
+
+# ------------------------------------------------------------------------------------ alias transactions
+def _versions(reg, bundle, n, name='adult'):
+    "Register `bundle` n times as versions 1..n of `name`, v1 the champion."
+    return [reg.register(bundle, name, alias='champion' if i == 0 else None, card=False).version for i in range(n)]
+
+def _flip_byte(path):
+    raw = bytearray(Path(path).read_bytes()); raw[len(raw)//2] ^= 1; Path(path).write_bytes(bytes(raw))
+
+def _state(reg, name='adult'):
+    return reg.store.aliases(name), reg.history(name).to_dict('list'), len(reg.store.audit_log(name))
+
+def test_refused_promote_leaves_every_alias_where_it_was(reg, adult_bundle):
+    "The target bundle is verified before the alias moves: a tampered, swapped or deleted bundle is refused and nothing changes."
+    _versions(reg, adult_bundle, 5)
+    reg.set_alias('adult', 'challenger', 2)
+    before = _state(reg)
+    _flip_byte(Path(reg.get('adult@3').uri)/'model.skops')                    # one flipped byte in the model
+    with pytest.raises(IntegrityError, match='does not match') as e: reg.promote('adult', 3)
+    assert e.value.file == 'model.skops'
+    add_files(reg.get('adult@4').uri, {'sneaky.txt': 'x'})                     # consistent, but not the registered bundle
+    with pytest.raises(IntegrityError, match='SHA-256 registered'): reg.promote('adult', 4, expected=1)
+    with pytest.raises(IntegrityError, match='SHA-256 registered'): reg.set_alias('adult', 'challenger', 4, expected=2)
+    shutil.rmtree(reg.get('adult@5').uri)                                       # the folder is gone
+    with pytest.raises(IntegrityError, match='is missing'): reg.promote('adult', 5)
+    assert _state(reg) == before                                                # aliases, history and audit untouched
+    # a rollback whose target fails its check is refused the same way
+    assert reg.promote('adult', 2, expected=1) == 1
+    with open(Path(reg.get('adult@1').uri)/'schema.json', 'a') as f: f.write('\n')
+    before = _state(reg)
+    with pytest.raises(IntegrityError, match='schema.json'): reg.rollback('adult')
+    with pytest.raises(IntegrityError, match='schema.json'): reg.rollback('adult', to_version=1)
+    assert _state(reg) == before and reg.get('adult').version == 2
+
+def test_promote_and_rollback_compare_and_swap(reg, adult_bundle):
+    "`expected=` is the champion the caller read; a stale one is a RegistryConflict that moves nothing."
+    _versions(reg, adult_bundle, 3)
+    assert reg.promote('adult', 2, expected=1) == 1
+    n = len(reg.history('adult'))
+    with pytest.raises(RegistryConflict) as e: reg.promote('adult', 3, expected=1)
+    assert (e.value.model, e.value.alias, e.value.expected_version, e.value.actual_version) == ('adult', 'champion', 1, 2)
+    with pytest.raises(RegistryConflict): reg.promote('adult', 3, expected=None)   # None: "no champion yet"
+    with pytest.raises(RegistryConflict): reg.rollback('adult', expected=1)
+    with pytest.raises(RegistryConflict): reg.rollback('adult', to_version=3, expected=3)
+    assert reg.get('adult').version == 2 and len(reg.history('adult')) == n
+    assert reg.rollback('adult', expected=2) == 1
+    assert reg.history('adult', 'champion')['why'].iloc[-1] == 'rollback from v2'
+    assert reg.promote('adult', 3) == 1                                          # no expected: unchecked, as before
+
+PROMOTER = textwrap.dedent("""
+    import sys, json
+    from assembly_line.deploy import Registry
+    from assembly_line.core import RegistryConflict
+    url, root, v = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    reg = Registry(url, root=root)
+    seen = reg.store.get_alias('adult', 'champion')
+    print(seen, flush=True)
+    sys.stdin.readline()                          # ... meanwhile another process promotes
+    try: reg.promote('adult', v, expected=seen, who='late'); print(json.dumps('moved'))
+    except RegistryConflict as e: print(json.dumps(e.to_dict()))
+""")
+
+def _run(script, *args, **kw):
+    return subprocess.Popen([sys.executable, '-c', script, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])), **kw)
+
+def test_a_promote_decided_on_a_stale_read_in_another_process_is_a_conflict(store_url, tmp_path, adult_bundle):
+    reg = Registry(store_url, root=tmp_path/'art'); _versions(reg, adult_bundle, 3)
+    p = _run(PROMOTER, store_url, reg.root, 3)
+    assert p.stdout.readline().strip() == '1'                                  # it read v1 ...
+    reg.promote('adult', 2, expected=1, who='first')                            # ... we promote v2 ...
+    out, err = p.communicate('go\n', timeout=120)                             # ... then it tries v3 on its stale read
+    assert p.returncode == 0, err
+    d = json.loads(out.strip().splitlines()[-1])
+    assert d['error'] == 'RegistryConflict' and (d['expected_version'], d['actual_version']) == (1, 2)
+    assert reg.get('adult').version == 2 and reg.history('adult', 'champion')['who'].tolist()[-1] == 'first'
+    reg.store.close()
+
+RACER = textwrap.dedent("""
+    import sys, os, json, time, random
+    from assembly_line.deploy import Registry
+    from assembly_line.core import RegistryError, RegistryConflict
+    url, root, tag, n, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    reg = Registry(url, root=root); rnd = random.Random(tag)
+    out = dict(promote=0, rollback=0, conflicts=[], no_earlier=0, errors=[])
+    print('ready', flush=True)
+    while not os.path.exists(go): time.sleep(0.001)
+    for i in range(n):
+        try:
+            if rnd.random() < 0.5:
+                cur = reg.store.get_alias('adult', 'champion')
+                to = rnd.choice([v for v in range(1, 5) if v != cur])
+                reg.promote('adult', to, expected=cur, who=tag, why=f"{tag}-{i} expected v{cur}"); out['promote'] += 1
+            else: reg.rollback('adult', who=tag, why=f"{tag}-{i}"); out['rollback'] += 1
+        except RegistryConflict as e: out['conflicts'].append([e.expected_version, e.actual_version, 'last move' in str(e)])
+        except RegistryError as e:
+            if 'no earlier champion' in str(e): out['no_earlier'] += 1
+            else: out['errors'].append(repr(e))
+        except Exception as e: out['errors'].append(repr(e))
+    print(json.dumps(out), flush=True)
+""")
+
+def _replay_rollbacks_ok(h):
+    "Replay the champion history as `Registry` does: every rollback went to the champion before the one it left."
+    stack = []
+    for r in h.itertuples():
+        v = int(r.new_version)
+        if str(r.why).startswith('rollback'):
+            if len(stack) < 2 or stack[-2] != v: return False
+            stack.pop()
+        elif not stack or stack[-1] != v: stack.append(v)
+    return True
+
+@pytest.mark.slow
+def test_concurrent_promote_and_rollback_processes_keep_one_chain(store_url, tmp_path, adult_bundle):
+    "Four processes promote and roll back at once: no move is lost or undone unseen, conflicts surface as RegistryConflict."
+    reg = Registry(store_url, root=tmp_path/'art'); _versions(reg, adult_bundle, 4)
+    go = tmp_path/'go'
+    ps = [_run(RACER, store_url, reg.root, f"w{k}", 25, go) for k in range(4)]
+    for p in ps: assert p.stdout.readline().strip() == 'ready', p.stderr.read()
+    go.touch()
+    outs = []
+    for p in ps:
+        o, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        outs.append(json.loads(o.strip().splitlines()[-1]))
+    assert not [e for o in outs for e in o['errors']]
+    h = reg.history('adult', 'champion'); moves = h.iloc[1:]
+    n_promote, n_rollback = (sum(o[k] for o in outs) for k in ('promote', 'rollback'))
+    assert n_rollback > 0 and n_promote > 0                                     # the race was run
+    assert len(moves) == n_promote + n_rollback                                 # every acknowledged move is there, nothing else
+    assert h.old_version.tolist()[1:] == h.new_version.tolist()[:-1]            # one chain
+    decided = [int(w.split('rollback from v')[1].split(':')[0]) if w.startswith('rollback from v')
+               else int(w.rsplit(' expected v', 1)[1]) for w in moves.why]
+    assert moves.old_version.tolist() == decided                                # each move left the version its caller saw
+    assert _replay_rollbacks_ok(h)
+    assert all(exp != act or moved_and_back for o in outs for exp, act, moved_and_back in o['conflicts'])
+    assert reg.get('adult').version == h.new_version.iloc[-1]
+    reg.store.close()
 
 
 # ------------------------------------------------------------------------------------------ model card
