@@ -45,7 +45,7 @@ def main():
     from assembly_line.deploy import Registry
     tmp = Path(tempfile.mkdtemp())
     url = a.url or f"sqlite:///{tmp/'store.sqlite'}"
-    line = AssemblyLine('income', time_budget=10, include=['linear'], tune=False, ensemble=False, seed=0).fit(load_example('adult', n=800))
+    line = AssemblyLine('income', time_budget=120, include=['linear'], tune=False, ensemble=False, seed=0, deterministic=True).fit(load_example('adult', n=800))
     reg = Registry(url, root=tmp/'art')
     for i in range(4): reg.register(line, 'm', alias='champion' if i == 0 else None, card=False)
     (tmp/'w.py').write_text(WORKER); go = tmp/'go'
