@@ -81,10 +81,113 @@ def test_drift_thresholds_and_decide(cars):
     ref = mon.make_reference(df, schema)
     cur = df.assign(Weight_in_lbs=df.Weight_in_lbs * 1.15)
     assert mon.drift(ref, cur).drifted_columns == ['Weight_in_lbs']
-    assert mon.drift(ref, cur, threshold=50.).drifted_columns == []          # a PSI threshold no shift reaches
-    assert 'Weight_in_lbs' in mon.drift(ref, cur, threshold=50., decide=('ks',)).drifted_columns
+    assert mon.drift(ref, cur, threshold=dict(wasserstein=50.)).drifted_columns == []   # an effect floor no shift reaches
+    assert mon.drift(ref, cur, threshold=50.).drifted_columns == ['Weight_in_lbs']      # a float is PSI's, which no longer decides
+    assert mon.drift(ref, cur, threshold=50., decide=('psi',)).drifted_columns == []    # ... unless asked to
+    assert 'Weight_in_lbs' in mon.drift(ref, cur, decide=('ks',)).drifted_columns
     assert mon.drift(ref, cur, table_threshold=0.1).drifted
     with pytest.raises(DataError, match='DataFrame'): mon.drift(ref, [1, 2])
+    with pytest.raises(ConfigError, match='correction'): mon.drift(ref, cur, correction='sidak')
+    with pytest.raises(ConfigError, match='needs these methods') as e: mon.drift(ref, cur, methods=('psi', 'ks'))
+    assert 'wasserstein' in e.value.value
+    with pytest.raises(ConfigError, match='decide'): mon.drift(ref, cur, decide=('js', 'energy'))
+    with pytest.raises(ConfigError, match='unknown drift method'): mon.drift(ref, cur, threshold=dict(wassertein=0.2))
+
+
+def test_holm_and_bh_corrections():
+    from scipy.stats import false_discovery_control
+    rng = np.random.default_rng(3)
+    p = rng.random(40) ** 3
+    holm = mon._adjust(p, 'holm')
+    # Holm by its definition: the i-th smallest p times (m - i + 1), made monotone, capped at 1
+    o = np.argsort(p); ref = np.minimum(1, np.maximum.accumulate((40 - np.arange(40)) * p[o]))
+    assert np.allclose(holm[o], ref) and (holm >= p).all()
+    assert np.allclose(mon._adjust(p, 'bh'), false_discovery_control(p))
+    assert np.array_equal(mon._adjust(p, 'none'), p)
+
+
+def _known_changes(seed=0):
+    "Hotel bookings at random: a 60,000-row reference, the unchanged rest, and the rest with five known changes."
+    num = ['lead_time', 'adr', 'stays_in_week_nights', 'stays_in_weekend_nights', 'arrival_date_week_number', 'booking_changes',
+           'total_of_special_requests', 'agent', 'adults', 'days_in_waiting_list']
+    cat = ['market_segment', 'meal', 'hotel', 'country', 'distribution_channel', 'customer_type', 'deposit_type', 'reserved_room_type']
+    h = load_example('hotel_bookings')[num + cat]
+    rng = np.random.default_rng(seed)
+    h = h.iloc[rng.permutation(len(h))].reset_index(drop=True)
+    for c in ('stays_in_week_nights', 'total_of_special_requests'): h[c] = h[c].astype(float).mask(rng.random(len(h)) < 0.02)
+    ref, same = h.iloc[:60_000].reset_index(drop=True), h.iloc[60_000:].reset_index(drop=True)
+    cur = same.copy()
+    cur['lead_time'] = cur.lead_time + round(0.3 * ref.lead_time.std())
+    cur['adr'] = ref.adr.mean() + (cur.adr - ref.adr.mean()) * np.sqrt(2)
+    cur['stays_in_week_nights'] = cur.stays_in_week_nights.mask(rng.random(len(cur)) < 0.29)
+    cur['market_segment'] = cur.market_segment.mask(rng.random(len(cur)) < 0.2, 'Metaverse')
+    cur.loc[(cur.meal == 'BB') & (rng.random(len(cur)) < 0.3), 'meal'] = 'HB'
+    return mon.make_reference(ref, infer_schema(ref, roles={c: 'numeric' for c in num})), same, cur
+
+
+KNOWN = ['adr', 'lead_time', 'market_segment', 'meal', 'stays_in_week_nights']
+
+def test_known_changes_are_flagged_and_nothing_else():
+    ref, same, cur = _known_changes()
+    big = mon.drift(ref, cur.iloc[:50_000])
+    assert sorted(big.drifted_columns) == KNOWN
+    assert mon.drift(ref, same.iloc[:50_000]).drifted_columns == []
+    for i in (0, 5000, 40_000):                                  # 5,000-row windows: no false flag, every change
+        assert mon.drift(ref, same.iloc[i:i + 5000]).drifted_columns == []
+        assert sorted(mon.drift(ref, cur.iloc[i:i + 5000]).drifted_columns) == KNOWN
+    c = big.columns
+    # what each change looks like: the effect the rule uses is ~0.3 for the mean shift and the doubled variance
+    assert 0.25 < c.loc['lead_time', 'effect'] < 0.35 and 0.25 < c.loc['adr', 'effect'] < 0.4
+    assert c.loc['adr', 'psi'] < 0.2                              # the old PSI-only rule missed it
+    t = big.table.set_index(['column', 'method'])
+    assert t.loc[('stays_in_week_nights', 'missing'), 'statistic'] > 0.8 and t.loc[('stays_in_week_nights', 'missing'), 'drifted']
+    assert not t.loc[('stays_in_week_nights', 'ks'), 'drifted']    # the values left are unchanged: missingness decides
+    assert not t.loc[('total_of_special_requests', 'missing'), 'drifted']   # 2% missing in both
+    # the old rule, kept as an option, misses the doubled variance
+    assert 'adr' not in mon.drift(ref, cur.iloc[:50_000], decide=('psi', 'js')).drifted_columns
+
+
+def test_drift_rule_is_recorded(cars, sqlite_url):
+    df, schema = cars
+    ref = mon.make_reference(df, schema)
+    d = mon.drift(ref, df.assign(Weight_in_lbs=df.Weight_in_lbs * 1.15), model='cars', version=1,
+                  window_start=pd.Timestamp('2024-01-01', tz='UTC'), window_end=pd.Timestamp('2024-01-02', tz='UTC'))
+    assert d.rule['correction'] == 'holm' and d.rule['n_rows'] == len(df) and d.rule['thresholds']['wasserstein'] == 0.1
+    assert d.rule['family'] == int(d.table.method.isin(['ks', 'missing', 'chi2']).sum())
+    recs = d.records()
+    tb = [r for r in recs if r['kind'] == 'table_drift'][0]
+    assert tb['details']['rule']['decide'] == 'rule' and tb['details']['drifted_columns'] == ['Weight_in_lbs']
+    rule = {r['column']: r for r in recs if r['method'] == 'rule'}
+    assert set(rule) == set(ref.columns) and rule['Weight_in_lbs']['drifted'] and not rule['Horsepower']['drifted']
+    assert rule['Weight_in_lbs']['threshold'] == 0.1 and 'Wasserstein' in rule['Weight_in_lbs']['details']['reason']
+    ks = [r for r in recs if r['method'] == 'ks' and r['column'] == 'Weight_in_lbs'][0]
+    assert ks['details']['p_adjusted'] >= ks['details']['p_value'] and ks['details']['n_sample'] == df.Weight_in_lbs.notna().sum()
+    store = Store(sqlite_url)
+    assert mon.record(store, d) == len(recs)
+    rep = mon.MonitoringReport.from_store(store, 'cars', 1)
+    assert [a['column'] for a in rep.alerts if a['kind'] == 'data_drift'] == ['Weight_in_lbs']
+    assert 'Wasserstein' in rep.alerts[-1]['message']
+
+
+def test_prediction_and_missing_drift_follow_the_rule():
+    rng = np.random.default_rng(1)
+    n = 20_000
+    train = pd.DataFrame(dict(x=rng.normal(size=n), k=rng.choice(list('abc'), n)))
+    proba = pd.DataFrame({'no': 1 - (p := rng.beta(2, 5, n)), 'yes': p})
+    ref = mon.make_reference(train, infer_schema(train), predictions=proba)
+    ref.task, ref.classes = 'binary', ['no', 'yes']
+    cur = pd.DataFrame(dict(x=rng.normal(size=5000), k=rng.choice(list('abc'), 5000)))
+    pq = rng.beta(2, 5, 5000)
+    same = mon.drift(ref, pd.concat([cur, mon.prediction_frame(pd.DataFrame({'no': 1 - pq, 'yes': pq}), 'binary', ['no', 'yes'])], axis=1))
+    assert same.drifted_columns == [] and not same.prediction_drifted
+    pq = rng.beta(3, 5, 5000)                                     # the model says "yes" more often
+    moved = mon.drift(ref, pd.concat([cur.assign(x=cur.x.mask(rng.random(5000) < 0.1)),   # 0% → 10% missing
+                                      mon.prediction_frame(pd.DataFrame({'no': 1 - pq, 'yes': pq}), 'binary', ['no', 'yes'])], axis=1))
+    assert moved.prediction_drifted and moved.columns.loc['proba_yes', 'drifted']
+    assert moved.drifted_columns == ['x'] and moved.columns.loc['x', 'fired'] == 'psi, missing'
+    # a 40-row window of a real change that is too small to be significant is not flagged, and says why
+    tiny = mon.drift(ref, cur.iloc[:40].assign(x=cur.x.iloc[:40] + 0.3))
+    assert tiny.drifted_columns == [] and 'KS p_adj' in tiny.columns.loc['x', 'reason']
 
 
 def test_numbers_logged_as_text_match_their_levels():
