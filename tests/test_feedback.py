@@ -52,7 +52,7 @@ def test_policy_is_data():
     assert p.triggers == ['drift', 'performance']
     assert RetrainPolicy(drift_threshold=None, max_age_s=3600).triggers == ['schedule']
     for bad, field in [(dict(consecutive=0), 'consecutive'), (dict(min_labels=-1), 'min_labels'), (dict(eval_fraction=1.5), 'eval_fraction'),
-                       (dict(drift_method='wasserstein'), 'drift_method'), (dict(cooldown_windows=1.5), 'cooldown_windows'),
+                       (dict(drift_method='energy'), 'drift_method'), (dict(cooldown_windows=1.5), 'cooldown_windows'),
                        (dict(window_size=None), 'window_size'), (dict(consecutive=True), 'consecutive')]:
         with pytest.raises(ConfigError) as e: RetrainPolicy(**bad)
         assert e.value.column == field, bad
