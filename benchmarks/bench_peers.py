@@ -36,9 +36,10 @@ folder). The predict process loads the saved model and writes the test scores; i
 Measures. Command wall time = this parent's clock from starting the fit process to its exit (interpreter start,
 imports, reading, fit, save, worker shutdown); a command is within budget when it is <= 1.05 x budget. Fit time = the
 fit call alone (for `assembly_line` the line's own `fit_seconds`); a fit inside budget means fit time <= 1.1 x budget.
-Peak memory = the peak of the summed resident set of the fit process and all its descendants, sampled every 0.1 s by
-this parent with psutil (which also sees worker processes such as loky/joblib pools), never below what the child
-reports of itself. This parent scores all systems in one place with scikit-learn: ROC-AUC (binary), log loss
+Peak memory = the peak of the summed resident set (RSS) of the fit process and all its descendants, sampled every
+0.1 s by this parent with psutil (which also sees worker processes such as loky/joblib pools), never below what the
+child reports of itself; the same sum of PSS (proportional set size) is reported beside it, since an RSS sum counts a
+forked process's shared pages twice (a short-lived fork of a 230 MiB LightGBM child shows as 460 MiB). This parent scores all systems in one place with scikit-learn: ROC-AUC (binary), log loss
 (multiclass), RMSE (regression). Summary: per unit (data set, seed) the rank of each system (failures rank last), then
 mean rank, the mean normalized score ((score - constant prediction)/(best - constant prediction): 0 = the training
 class shares or mean, 1 = the best system) and the mean score relative to the best (AUC: score/best; losses:
@@ -174,20 +175,26 @@ def prepare(name:str, seed:int=0, force:bool=False)->Path:
 
 # ---------------------------------------------------------------------------------------------------------- child
 class PeakRSS:
-    "Peak summed RSS (MiB) of a process (default: this one) and all its descendants, sampled in a thread."
-    def __init__(self, every=0.1, pid=None): self.every, self.pid, self.peak, self._stop = every, pid, 0., threading.Event()
+    """Peak summed RSS and PSS (MiB) of a process (default: this one) and all its descendants, sampled in a thread.
+    The RSS sum counts pages that forked workers share with their parent once per process (a short-lived fork of a
+    1 GB process adds 1 GB); the PSS sum splits shared pages between the processes that share them."""
+    def __init__(self, every=0.1, pid=None):
+        self.every, self.pid, self.peak, self.peak_pss, self._stop = every, pid, 0., 0., threading.Event()
     def _sample(self):
         import psutil
         try: me = psutil.Process(self.pid)
         except psutil.Error: return
         while not self._stop.is_set():
-            total = 0
+            rss = pss = 0
             try: procs = [me] + me.children(recursive=True)
             except psutil.Error: procs = [me]
             for p in procs:
-                try: total += p.memory_info().rss
+                try: m = p.memory_full_info(); rss += m.rss; pss += getattr(m, 'pss', m.rss)
+                except psutil.AccessDenied:
+                    try: m = p.memory_info(); rss += m.rss; pss += m.rss
+                    except psutil.Error: pass
                 except psutil.Error: pass
-            self.peak = max(self.peak, total/2**20)
+            self.peak, self.peak_pss = max(self.peak, rss/2**20), max(self.peak_pss, pss/2**20)
             self._stop.wait(self.every)
     def __enter__(self): self._t = threading.Thread(target=self._sample, daemon=True); self._t.start(); return self
     def __exit__(self, *a): self._stop.set(); self._t.join()
@@ -329,7 +336,7 @@ def baseline(meta)->float:
     return score(meta, np.tile(np.clip(prior, 1e-6, None), (len(yt), 1)))
 
 def timed_process(cmd, log_file, timeout, env, cwd)->tuple:
-    "Run `cmd` to its exit; return (exit code or 'timeout', wall seconds from start to exit, peak tree RSS in MiB)."
+    "Run `cmd` to its exit; return (exit code or 'timeout', wall seconds from start to exit, peak tree RSS and PSS in MiB)."
     t = time.perf_counter()
     with open(log_file, 'w') as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
@@ -337,7 +344,7 @@ def timed_process(cmd, log_file, timeout, env, cwd)->tuple:
             try: rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9); proc.wait(); rc = 'timeout'
-    return rc, time.perf_counter() - t, peak.peak
+    return rc, time.perf_counter() - t, (peak.peak, peak.peak_pss)
 
 def run_one(name, system, budget, seed, log=print, omp_passive=True, suite=False)->dict:
     "Fit `system` on one split (the whole fit command, timed and measured), then predict the test part and score it."
@@ -356,7 +363,7 @@ def run_one(name, system, budget, seed, log=print, omp_passive=True, suite=False
     row = dict(dataset=name, seed=seed, system=system, task=meta['task'], metric=meta['metric'], n_train=meta['n_train'],
                n_test=meta['n_test'], budget=budget, load_before=os.getloadavg()[0])
     timeout = 3*budget + 180
-    rc, row['cmd_s'], tree_peak = timed_process(fit_cmd, out/'fit.log', timeout, env, str(out))
+    rc, row['cmd_s'], (tree_peak, row['peak_pss_mib']) = timed_process(fit_cmd, out/'fit.log', timeout, env, str(out))
     row['load_after_fit'] = os.getloadavg()[0]
     if rc == 0: rc_p, row['predict_wall_s'], _ = timed_process(me + ['--phase', 'predict'], out/'predict.log', timeout, env, str(out))
     else: rc_p = None
@@ -438,6 +445,7 @@ def summarise(rows, systems, datasets):
         mine = [r for r in rows if r['system'] == s]
         cmd = [r['cmd_s'] for r in mine if r.get('cmd_s') is not None and r['ok']]
         peaks = [r['peak_mib'] for r in mine if r.get('peak_mib')]
+        psss = [r['peak_pss_mib'] for r in mine if r.get('peak_pss_mib')]
         g = vs.get(s, {})
         summ[s] = dict(mean_rank=_mean(rk), mean_rel=_mean(rl), mean_norm=_mean(nm), n=len(mine), failed=sum(not r['ok'] for r in mine),
                        over_budget=[r['dataset'] for r in mine if r['ok'] and not r['in_budget']],
@@ -445,7 +453,7 @@ def summarise(rows, systems, datasets):
                        all_in_budget=all(r['in_budget'] for r in mine),
                        cmd_mean_s=_mean(cmd), cmd_max_over_budget=max([r['cmd_s']/r['budget'] for r in mine if r['ok'] and r.get('cmd_s') is not None], default=None),
                        cmd_over=[f"{r['dataset']}@s{r.get('seed', 0)}" for r in mine if r['ok'] and not r.get('cmd_in_budget', True)],
-                       peak_max_mib=max(peaks, default=None), peak_mean_mib=_mean(peaks),
+                       peak_max_mib=max(peaks, default=None), peak_mean_mib=_mean(peaks), peak_pss_max_mib=max(psss, default=None),
                        wins_vs_lgbm=sum(v < 0 for v in g.values()) if g else None, losses_vs_lgbm=sum(v > 0 for v in g.values()) if g else None,
                        big_losses_vs_lgbm={k: v for k, v in g.items() if v > LOSS_TOL})
     return per, summ
@@ -459,7 +467,7 @@ def markdown(rows, per, summ, systems, datasets, info)->str:
          "Score: ROC-AUC (binary, higher is better), log loss (multiclass) and RMSE (regression) (lower is better), on a "
          f"seeded stratified {'75/25' if info.get('suite') else '80/20'} holdout shared by all systems; command = wall seconds of the "
          "whole fit command (start to exit, with import and save; ⚠ over 1.05 × budget); peak = summed RSS of the fit "
-         "process tree.", '']
+         "process tree (PSS: shared pages split between the processes sharing them).", '']
     L += ['| data set | seed | metric | ' + ' | '.join(systems) + ' |', '|---|---|---|' + '---|'*len(systems)]
     for key, p in per.items():
         rs = {r['system']: r for r in rows if r['dataset'] == p['dataset'] and r.get('seed', 0) == p['seed']}
@@ -473,15 +481,15 @@ def markdown(rows, per, summ, systems, datasets, info)->str:
             cells.append(f"{sc}<br>{r.get('cmd_s', 0):.1f} s{over}, {r['peak_mib']:.0f} MiB")
         L.append(f"| {p['dataset']} ({rs[next(iter(rs))]['n_train']:,} rows) | {p['seed']} | {p['metric']} | " + ' | '.join(cells) + ' |')
     L += ['', '| system | mean rank | mean normalized score | mean score / best | wins / losses vs lightgbm (tables) | fits | failed | '
-          'command s mean | slowest command / budget | commands > 1.05 × budget | peak MiB max (mean) |',
-          '|---|---|---|---|---|---|---|---|---|---|---|']
+          'command s mean | slowest command / budget | commands > 1.05 × budget | peak RSS MiB max (mean) | peak PSS MiB max |',
+          '|---|---|---|---|---|---|---|---|---|---|---|---|']
     f2 = lambda v, f='.2f': '—' if v is None else format(v, f)
     for s in sorted(systems, key=lambda s: summ[s]['mean_rank'] if summ[s]['mean_rank'] is not None else 99):
         x = summ[s]
         wl = '—' if x['wins_vs_lgbm'] is None else f"{x['wins_vs_lgbm']} / {x['losses_vs_lgbm']}"
         L.append(f"| {s} | {f2(x['mean_rank'])} | {f2(x.get('mean_norm'), '.4f')} | {f2(x['mean_rel'], '.4f')} | {wl} | {x['n']} | {x['failed']} | "
                  f"{f2(x['cmd_mean_s'], '.1f')} | {f2(x['cmd_max_over_budget'])} | {len(x['cmd_over'])} | "
-                 f"{f2(x['peak_max_mib'], '.0f')} ({f2(x['peak_mean_mib'], '.0f')}) |")
+                 f"{f2(x['peak_max_mib'], '.0f')} ({f2(x['peak_mean_mib'], '.0f')}) | {f2(x.get('peak_pss_max_mib'), '.0f')} |")
     L.append('')
     for s in systems:
         b = summ[s]['big_losses_vs_lgbm']
