@@ -578,7 +578,8 @@ def write_reference(bundle, # a bundle folder written by `AssemblyLine.save`
     folder = Path(bundle)
     man = verify_bundle(folder)
     f = folder/'reference.json'
-    f.write_text(reference.to_json())
+    import dataclasses  # the creation time is run metadata: in a bundle it would give identical runs two hashes (run.json keeps the time)
+    f.write_text(dataclasses.replace(reference, created='').to_json())
     _write_manifest(folder, {k: v for k, v in man.items() if k not in ('format', 'files')})
     return f
 
