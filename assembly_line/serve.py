@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #382c00b4
+# %% ../nbs/92_serve.ipynb #03d722fb
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #365ea36b
+# %% ../nbs/92_serve.ipynb #0e637476
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #172090ba
+# %% ../nbs/92_serve.ipynb #68c56a86
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -471,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #22cb5196
+# %% ../nbs/92_serve.ipynb #2d7c983d
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -509,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #ca2605be
+# %% ../nbs/92_serve.ipynb #67a93672
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -808,7 +808,7 @@ class ModelService:
         if self.shadow is not None: self.shadow.close()  # scores and writes what it has queued
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #8b5b156f
+# %% ../nbs/92_serve.ipynb #de9b41a4
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -906,8 +906,9 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
 
     async def answer(request:Request):
         "The response to a `/predict` request (raises `InputError`): what the route and its fast path both run."
-        lg = svc.logger
+        lg, sh = svc.logger, svc.shadow
         if lg is not None: lg.busy_begin()       # the log's writes wait for the whole request: body, parsing and answer too
+        if sh is not None: sh.busy_begin()       # and so does the shadow's scoring
         try:
             q, h = request.query_params, request.headers
             proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
@@ -922,6 +923,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
             return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
         finally:
             if lg is not None: lg.busy_end()
+            if sh is not None: sh.busy_end()
 
     @app.post('/predict', response_model=PredictResponse, responses=errs, openapi_extra=body_doc, tags=['predict'])
     async def predict(request:Request):
@@ -1011,7 +1013,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #61c481cc
+# %% ../nbs/92_serve.ipynb #d9a62baa
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,
@@ -1019,9 +1021,15 @@ class ShadowScorer:
                  store:Store, # where its answers go (`shadow_predictions`)
                  alias:str|None=SHADOW, # the alias it is served under (kept with each row)
                  max_pending:int=100_000, # rows queued at most; requests beyond are skipped by the shadow (counted)
-                 batch_rows:int=5000, # most rows scored in one call of the line
+                 batch_rows:int=5000, # most rows taken from the queue at once
+                 slice_rows:int=256, # rows scored per call of the line; before each, the shadow waits until no request has run for `quiet` s
+                 quiet:float=0.002, # ... not in the gap between back-to-back requests ...
+                 max_defer:float=2.0, # ... but at most this long (s) after the oldest queued request: under unbroken load it scores beside them
                 ):
         self.model, self.store, self.alias, self.max_pending, self.batch_rows = model, store, alias, max_pending, batch_rows
+        self.slice_rows, self.quiet, self.max_defer = slice_rows, quiet, max_defer
+        self._n_busy, self._idle, self._lock, self._last_end, self._deadline = 0, threading.Event(), threading.Lock(), 0., 0.
+        self._idle.set()
         self._q, self._cv, self._busy, self.closed = collections.deque(), threading.Condition(), False, False
         self.pending = self.scored = self.failed = self.skipped = self.written = self.dropped = self.batches = 0
         self.last_error = None
@@ -1036,9 +1044,36 @@ class ShadowScorer:
                 self.skipped += n
                 self.last_error = "shadow closed" if self.closed else f"more than {self.max_pending} rows waiting for the shadow: requests skipped"
                 return False
-            self._q.append((data, request_ids, strict, ts)); self.pending += n
+            self._q.append((data, request_ids, strict, ts, time.monotonic())); self.pending += n
             self._cv.notify()
         return True
+
+    def busy_begin(self):
+        "A request starts: the shadow's next slice waits until none runs (at most `max_defer` s)."
+        with self._lock: self._n_busy += 1; self._idle.clear()
+
+    def busy_end(self):
+        "A request has been answered (pair with `busy_begin`)."
+        with self._lock:
+            self._n_busy -= 1
+            if self._n_busy <= 0: self._n_busy = 0; self._idle.set(); self._last_end = time.monotonic()
+
+    def _wait_quiet(self):
+        "Wait until no request has run for `quiet` s, or the oldest request being scored has waited `max_defer` s."
+        while (left := self._deadline - time.monotonic()) > 0:
+            if not self._idle.wait(left): return
+            q = min(self._last_end + self.quiet, self._deadline) - time.monotonic()
+            if q <= 0: return
+            time.sleep(q)        # then look again: a request that came meanwhile is waited for too
+
+    def _scores(self, m:ServedModel, X:pd.DataFrame, strict:bool)->tuple:
+        "`_line_scores` slice by slice, each after a moment without requests (or `max_defer` s)."
+        labels, scores = [], []
+        for i in range(0, len(X), self.slice_rows):
+            self._wait_quiet()
+            l, sc = _line_scores(m, X.iloc[i:i+self.slice_rows] if len(X) > self.slice_rows else X, strict)
+            labels += l; scores.append(sc)
+        return labels, None if scores[0] is None else np.concatenate(scores)
 
     def _take(self)->list:
         "Whole queued entries up to `batch_rows` rows (at least one); waits for one; [] once closed and empty."
@@ -1048,6 +1083,7 @@ class ShadowScorer:
             while self._q and (not out or n + len(self._q[0][1]) <= self.batch_rows):
                 e = self._q.popleft(); out.append(e); n += len(e[1])
             self._busy = bool(out)
+            if out: self._deadline = out[0][4] + self.max_defer
             return out
 
     def _run(self):
@@ -1062,7 +1098,7 @@ class ShadowScorer:
                 with self._cv: self.pending -= n; self._busy = False; self._cv.notify_all()
 
     def _rows(self, m:ServedModel, entry, labels=None, scores=None, error=None, ms=None)->list:
-        data, rids, strict, ts = entry
+        data, rids, strict, ts, _ = entry
         base = dict(ts=ts, model=m.name, version=m.version, alias=self.alias, latency_ms=ms)
         if error is not None: return [dict(base, request_id=r, error=error) for r in rids]
         pr = _proba_dicts(m.classes, scores) if scores is not None else [None]*len(rids)
@@ -1080,7 +1116,7 @@ class ShadowScorer:
             t0 = time.perf_counter()
             try:
                 X = members[0][1] if len(members) == 1 else pd.concat([x for _, x in members], ignore_index=True)
-                labels, scores = _line_scores(m, X, strict)
+                labels, scores = self._scores(m, X, strict)
                 ms, i = (time.perf_counter() - t0)*1000, 0
                 for e, x in members:
                     k = len(x)
@@ -1089,7 +1125,7 @@ class ShadowScorer:
                 if len(members) == 1: rows += self._rows(m, members[0][0], error=_error_text(exc))
                 else:                        # one bad request must not fail the others: each on its own
                     for e, x in members:
-                        try: labels, scores = _line_scores(m, x, strict); rows += self._rows(m, e, labels, scores)
+                        try: labels, scores = self._scores(m, x, strict); rows += self._rows(m, e, labels, scores)
                         except Exception as exc2: rows += self._rows(m, e, error=_error_text(exc2))
         bad = sum(1 for r in rows if 'error' in r)
         self.batches += 1; self.scored += len(rows) - bad; self.failed += bad
