@@ -775,3 +775,33 @@ def test_admin_shadow_route(shadow_reg, adult_bundle, sqlite_url, rows):
     with running(create_app(adult_bundle, sqlite_url, admin_token=TOKEN)) as c:          # a bundle folder has no registry
         r = c.post('/admin/shadow', json={'version': 2}, headers=auth)
         assert r.status_code == 409 and r.json()['error'] == 'NoRegistry'
+
+def test_shadow_scorer_rows_on_sqlite_and_postgres(adult_bundle, adult_line, store_url, rows):
+    "The shadow thread on its own, against a real database: grouped entries, a refused entry, labels joined by request id."
+    from assembly_line.serve import ShadowScorer, load_served
+    store = Store(store_url)
+    m = load_served(adult_bundle)
+    m.version = 7                                    # a registered version's rows carry it (the bundle folder has none)
+    sh = ShadowScorer(m, store, alias='shadow', slice_rows=8)
+    recs, t = _recs(rows), pd.Timestamp.now(tz='UTC').to_pydatetime()
+    sh.busy_begin()                                  # a request in flight: the shadow waits (at most max_defer)
+    sh.submit(recs[:20], [f"g{i}" for i in range(20)], False, t)
+    sh.submit(recs[20:21], ['one'], False, t)
+    sh.submit(rows.iloc[21:30], [f"csv{i}" for i in range(9)], False, t)        # a CSV frame: its own group
+    sh.submit([{**recs[0], 'age': [1]}], ['bad'], False, t)                    # refused by the schema: a failure row
+    sh.busy_end()
+    assert sh.flush(30)
+    st = sh.stats()
+    assert (st['scored'], st['failed'], st['written'], st['pending']) == (30, 1, 31, 0)
+    got = store.shadow_predictions(version=7).set_index('request_id')
+    assert len(got) == 31 and got.loc['bad', 'error'].startswith('SchemaError 422') and got.outputs.isna().sum() == 1
+    want = adult_line[0].predict_proba(rows.iloc[:30])
+    ids = [f"g{i}" for i in range(20)] + ['one'] + [f"csv{i}" for i in range(9)]
+    assert np.allclose([got.loc[i, 'outputs']['proba']['>50K'] for i in ids], want['>50K'].to_numpy())
+    assert sh.close() and sh.closed and not sh.submit(recs[:1], ['late'], False, t) and sh.stats()['skipped'] == 1
+    with pytest.raises(StoreError, match='already logged'):
+        store.log_shadow([dict(request_id='g0', model=m.name, version=7, outputs={'prediction': 'x'})])
+    store.log_predictions([dict(request_id='g0', model=m.name, version=1, inputs=recs[0], outputs={'prediction': '<=50K'})])
+    store.add_labels({'g0': '>50K'})
+    lab = store.shadow_predictions(m.name, 7, labelled=True)
+    assert lab.request_id.tolist() == ['g0'] and lab.label.tolist() == ['>50K']
