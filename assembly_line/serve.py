@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #03d722fb
+# %% ../nbs/92_serve.ipynb #b747d374
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, StoreError, Role
-from .store import Store, ModelVersion, jsonable, json_dumps, mask_url, new_request_ids, _orjson, _JSONText   # orjson: the JSON hot path (optional)
+from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, RegistryConflict, StoreError, Role
+from .store import Store, ModelVersion, ANY_VERSION, jsonable, json_dumps, mask_url, new_request_ids, _orjson, _JSONText   # orjson: the JSON hot path (optional)
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #0e637476
+# %% ../nbs/92_serve.ipynb #7cf74f33
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #68c56a86
+# %% ../nbs/92_serve.ipynb #bb3b554d
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -471,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #2d7c983d
+# %% ../nbs/92_serve.ipynb #4c6ad7aa
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -509,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #67a93672
+# %% ../nbs/92_serve.ipynb #933e5e5d
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -758,18 +758,22 @@ class ModelService:
             raise _bad("this service serves a bundle folder, not a registered model: promote/rollback need the registry",
                        status=409, error='NoRegistry', expected="start the service with a model name (name, name@alias)")
 
-    def promote(self, version:int, alias:str=CHAMPION, why:str='', who:str='api')->dict:
-        "Point `alias` of the served model at `version`; reload when the service follows that alias."
+    def promote(self, version:int, alias:str=CHAMPION, why:str='', who:str='api',
+                expected=ANY_VERSION, # the version the caller believes `alias` points at now; a mismatch is a `RegistryConflict`
+               )->dict:
+        "Point `alias` of the served model at `version` (bundle verified first); reload when the service follows that alias."
         self._need_registry()
-        prev = self.registry.set_alias(self.model.name, alias, version, who=who, why=why or f'promoted via the API')
+        prev = self.registry.set_alias(self.model.name, alias, version, who=who, why=why or f'promoted via the API', expected=expected)
         out = dict(model=self.model.name, alias=alias, previous=prev, version=version)
         if self.alias == alias: out['reload'] = self.reload()
         return out
 
-    def rollback(self, to_version:int|None=None, why:str='', who:str='api')->dict:
+    def rollback(self, to_version:int|None=None, why:str='', who:str='api',
+                 expected=ANY_VERSION, # the champion the caller read; a mismatch is a `RegistryConflict`
+                )->dict:
         "Move the champion back (to the previous champion or `to_version`); reload when the service follows it."
         self._need_registry()
-        v = self.registry.rollback(self.model.name, to_version, who=who, why=why)
+        v = self.registry.rollback(self.model.name, to_version, who=who, why=why, expected=expected)
         out = dict(model=self.model.name, alias=CHAMPION, version=v)
         if self.alias == CHAMPION: out['reload'] = self.reload()
         return out
@@ -808,7 +812,7 @@ class ModelService:
         if self.shadow is not None: self.shadow.close()  # scores and writes what it has queued
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #de9b41a4
+# %% ../nbs/92_serve.ipynb #87de53e3
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -952,6 +956,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     def _admin_call(fn, *a, **kw):
         try: return JSONResponse(fn(*a, **kw))
         except IntegrityError as e: return JSONResponse(dict(e.to_dict(), served=dict(name=svc.model.name, version=svc.model.version)), status_code=409)
+        except RegistryConflict as e: return JSONResponse(e.to_dict(), status_code=409)   # the alias moved since the caller read it
         except RegistryError as e: return JSONResponse(e.to_dict(), status_code=404)
         except (ConfigError, StoreError) as e: return JSONResponse(e.to_dict(), status_code=422)
 
@@ -962,15 +967,17 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
 
     @admin.post('/promote')
     def promote(version:int=Body(..., embed=True, description="version to point the alias at"),
-                alias:str=Body(CHAMPION, embed=True), why:str=Body('', embed=True)):
+                alias:str=Body(CHAMPION, embed=True), why:str=Body('', embed=True),
+                expected:int|None=Body(None, embed=True, description="the version you believe the alias points at now (409 if it moved); omit to skip the check")):
         "Point an alias (default champion) of the served model at a version; reload if the service follows it."
-        return _admin_call(svc.promote, version, alias, why)
+        return _admin_call(svc.promote, version, alias, why, expected=ANY_VERSION if expected is None else expected)
 
     @admin.post('/rollback')
     def rollback(to_version:int|None=Body(None, embed=True, description="default: the previous champion"),
-                 why:str=Body('', embed=True)):
+                 why:str=Body('', embed=True),
+                 expected:int|None=Body(None, embed=True, description="the champion you believe is serving (409 if it moved); omit to skip the check")):
         "Move the champion back to the previous one (or `to_version`); reload if the service follows it."
-        return _admin_call(svc.rollback, to_version, why)
+        return _admin_call(svc.rollback, to_version, why, expected=ANY_VERSION if expected is None else expected)
 
     @admin.post('/shadow')
     def shadow_route(version:int|None=Body(..., embed=True, description="version to score in shadow; null stops the shadow"),
@@ -1013,7 +1020,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #d9a62baa
+# %% ../nbs/92_serve.ipynb #891999a3
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,

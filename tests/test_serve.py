@@ -316,6 +316,43 @@ def test_promote_and_rollback(server, reg, rows):
     assert h['new_version'].tolist()[-2:] == [2, 1] and h['why'].iloc[-2] == 'challenger won'
 
 
+def test_promote_and_rollback_are_compare_and_swap(reg, adult_line, rows):
+    "A caller whose view of the alias is stale gets 409 RegistryConflict and nothing moves."
+    mv = reg.register(adult_line[0], 'adult_cas', alias='champion', card=False)
+    v2 = reg.register(reg.resolve(f'adult_cas@{mv.version}')[1], 'adult_cas', card=False).version
+    auth = {'Authorization': f'Bearer {TOKEN}'}
+    with running(create_app('adult_cas', reg.store, admin_token=TOKEN, registry_root=reg.root)) as c:
+        before = reg.history('adult_cas')
+        r = c.post('/admin/promote', json={'version': v2, 'expected': v2}, headers=auth)     # the caller thinks v2 already serves
+        assert r.status_code == 409 and r.json()['error'] == 'RegistryConflict', r.text
+        assert r.json()['actual_version'] == mv.version and r.json()['expected_version'] == v2
+        assert len(reg.history('adult_cas')) == len(before) and reg.store.get_alias('adult_cas', 'champion') == mv.version
+        r = c.post('/admin/promote', json={'version': v2, 'expected': mv.version}, headers=auth)
+        assert r.status_code == 200 and r.json()['previous'] == mv.version, r.text
+        r = c.post('/admin/rollback', json={'expected': mv.version}, headers=auth)           # stale: v2 serves now
+        assert r.status_code == 409 and r.json()['error'] == 'RegistryConflict', r.text
+        assert reg.store.get_alias('adult_cas', 'champion') == v2
+        r = c.post('/admin/rollback', json={'expected': v2}, headers=auth)
+        assert r.status_code == 200 and r.json()['version'] == mv.version, r.text
+
+def test_refused_promote_leaves_every_alias(reg, adult_line, rows):
+    "Promoting a tampered version is refused before the alias moves: the registry, the service and the next start agree."
+    mv = reg.register(adult_line[0], 'adult_tp', alias='champion', card=False)
+    bad = reg.register(reg.resolve(f'adult_tp@{mv.version}')[1], 'adult_tp', alias='challenger', card=False)
+    f = Path(bad.uri)/'leaderboard.csv'
+    f.write_text(f.read_text() + '\n')
+    auth = {'Authorization': f'Bearer {TOKEN}'}
+    before = reg.history('adult_tp')
+    with running(create_app('adult_tp', reg.store, admin_token=TOKEN, registry_root=reg.root)) as c:
+        r = c.post('/admin/promote', json={'version': bad.version}, headers=auth)
+        assert r.status_code == 409 and r.json()['error'] == 'IntegrityError', r.text
+        assert c.post('/predict', json=_recs(rows)[0]).json()['version'] == mv.version
+    assert reg.store.aliases('adult_tp') == {'champion': mv.version, 'challenger': bad.version}
+    pd.testing.assert_frame_equal(reg.history('adult_tp'), before)
+    with running(create_app('adult_tp', reg.store, registry_root=reg.root)) as c:          # the next start still works
+        assert c.get('/model').json()['version'] == mv.version
+
+
 # ------------------------------------------------------------------------------------------- tampered bundles
 
 def test_tampered_bundle_refused_at_startup(adult_bundle, tmp_path, sqlite_url):
