@@ -587,3 +587,20 @@ def test_a_fitted_line_uses_the_kept_columns():
     out = pre.transform(df[line.schema_.features])
     assert [c for c in out.columns if c.startswith('past_due')]
     assert line.predict(df.drop(columns='dead').head(5)).notna().all()
+
+
+def test_cleaner_saved_before_the_evidence_rule_still_loads():
+    "A bundle's Cleaner from before the evidence rule (one `sentinels` list, any case, every column) loads through skops and cleans as it did."
+    import skops.io as sio
+    df = pd.DataFrame({'belt': ['none', 'belted', 'NONE', 'belted'], 'x': ['1', 'n/a', '3', '4']})
+    c = Cleaner().fit(df)
+    state = c.__dict__
+    del state['na_values'], state['typed_na']
+    state['sentinels'] = ('', 'n/a', 'none', '?')               # the old default held words like 'none' for every column
+    blob = sio.dumps(c)
+    old = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    out = old.transform(df)
+    assert out['belt'].isna().tolist() == [True, False, True, False]   # the old rule, kept for the model trained with it
+    assert out['x'].tolist()[0] == 1 and pd.isna(out['x'].iloc[1])
+    new = Cleaner().fit(df).transform(df)
+    assert new['belt'].tolist() == ['none', 'belted', 'NONE', 'belted']  # a new fit keeps the words
