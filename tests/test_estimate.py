@@ -190,3 +190,40 @@ def test_json_round_trip_and_bad_files(tmp_path):
     with pytest.raises(DataError, match='not a performance estimator'): PerformanceEstimator.from_json('{"format": "x"}')
     with pytest.raises(DataError, match='not valid JSON'): PerformanceEstimator.from_json('{')
     with pytest.raises(DataError, match='no estimator file'): read_estimator(tmp_path/'missing.json')
+
+
+def test_the_monitor_page_shows_the_estimate(adult_line, sqlite_url, tmp_path):
+    "A real bundle with reference.json and estimator.json, served by the real app (uvicorn, SQLite): /monitor shows estimate beside realised."
+    from servers import running   # real uvicorn in a thread (tests/servers.py)
+    from assembly_line.datasets import load_example
+    from assembly_line.monitor import make_reference, write_reference
+    from assembly_line.serve import create_app
+    from assembly_line.store import Store
+    line, train = adult_line
+    full = load_example('adult')
+    held = full.merge(train.drop_duplicates(), how='left', indicator=True)
+    held = held[held._merge == 'left_only'].drop(columns='_merge').sample(2100, random_state=0).reset_index(drop=True)
+    ref_rows, served = held.iloc[:1500], held.iloc[1500:].reset_index(drop=True)
+    bundle = line.save(tmp_path/'adult')
+    X = train.drop(columns='income')
+    write_reference(bundle, make_reference(X, line.schema_, predictions=line.predict_proba(X)))
+    est = fit_estimator(line, ref_rows, source='adult rows the line never saw')
+    write_estimator(bundle, est)
+    app = create_app(bundle, store_url=sqlite_url, log_interval=0.05)
+    records = json.loads(served.drop(columns='income').to_json(orient='records'))
+    with running(app) as c:
+        r = c.post('/predict', json={'records': records}); assert r.status_code == 200, r.text
+        ids = r.json()['request_ids']
+        assert app.state.service.logger.flush()
+        assert Store(sqlite_url).count_predictions() == 600
+        truth = [str(v) for v in line.target_of(served)]
+        r = c.post('/labels', json={'labels': [dict(request_id=i, label=l) for i, l in zip(ids[:400], truth[:400])]})
+        assert r.status_code == 200 and r.json()['ok'], r.text
+        page = c.get('/monitor')
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'id="estimated"' in html and 'alt="Estimated vs realised performance"' in html
+    want = est.estimate(line.predict_proba(served.drop(columns='income')), truth[:400] + [None] * 200)
+    for row in want:
+        assert row['status'] == 'ok' and row['n_labelled'] == 400
+        assert f"{row['estimate']:.3f}" in html and f"{row['realised']:.3f}" in html, row
