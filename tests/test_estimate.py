@@ -227,3 +227,30 @@ def test_the_monitor_page_shows_the_estimate(adult_line, sqlite_url, tmp_path):
     for row in want:
         assert row['status'] == 'ok' and row['n_labelled'] == 400
         assert f"{row['estimate']:.3f}" in html and f"{row['realised']:.3f}" in html, row
+
+
+def test_recorded_estimates_rebuild_the_report_and_its_alerts(sqlite_url):
+    "Estimates recorded in a real SQLite store come back in MonitoringReport.from_store, with an alert where labels contradict them."
+    from assembly_line.monitor import MonitoringReport, record
+    from assembly_line.store import Store
+    rng = np.random.default_rng(11)
+    T, Pr, yr = _draw(rng, 2000)
+    _, Pw, yw = _draw(rng, 1200)
+    flipped = yw.copy(); flip = rng.random(1200) < 0.25; flipped[600:][flip[600:]] = 1 - flipped[600:][flip[600:]]   # concept drift in the second half
+    est = PerformanceEstimator(seed=0).fit(Pr, yr)
+    t = pd.Timestamp('2024-01-01', tz='UTC') + pd.to_timedelta(np.arange(1200), unit='h')
+    res = est.estimate_windows(Pw, flipped, time=t, freq='10D')
+    store = Store(sqlite_url)
+    res.model, res.version = 'sim', 1
+    assert record(store, res) == len(res.frame)
+    rep = MonitoringReport.from_store(store, 'sim', 1, floor=0.99)
+    e = rep.estimated
+    assert len(e) == len(res.frame) and set(e.metric) == set(ESTIMABLE)
+    mine = res.frame.sort_values(['metric', 'window_start'], kind='stable').reset_index(drop=True)
+    np.testing.assert_allclose(e.estimate.to_numpy(float), mine.estimate.to_numpy(float))
+    np.testing.assert_allclose(e.realised.to_numpy(float), mine.realised.to_numpy(float))
+    kinds = [(a['kind'], a['level']) for a in rep.alerts]
+    assert ('estimated_performance', 'warning') in kinds, rep.alerts          # the last window's labels fall below the estimate
+    assert not any(a['kind'] == 'estimated_performance' and a['level'] == 'critical' for a in rep.alerts)  # no performance rows: no floor check
+    html = rep.to_html()
+    assert 'id="estimated"' in html and 'Estimated vs realised performance' in html and 'concept drift or miscalibration' in html
