@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #b747d374
+# %% ../nbs/92_serve.ipynb #7f65724a
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, RegistryConflict, StoreError, Role
-from .store import Store, ModelVersion, ANY_VERSION, jsonable, json_dumps, mask_url, new_request_ids, _orjson, _JSONText   # orjson: the JSON hot path (optional)
+from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, RegistryConflict, StoreError, Role, clip_value
+from .store import Store, ModelVersion, ANY_VERSION, MAX_INT, jsonable, json_dumps, mask_url, new_request_ids, _orjson, _JSONText   # orjson: the JSON hot path (optional)
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #7cf74f33
+# %% ../nbs/92_serve.ipynb #3dde4b64
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #bb3b554d
+# %% ../nbs/92_serve.ipynb #d56acfd1
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -471,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #4c6ad7aa
+# %% ../nbs/92_serve.ipynb #79641295
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -509,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #933e5e5d
+# %% ../nbs/92_serve.ipynb #081ae129
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -568,8 +568,8 @@ def _json_response(content, status_code:int=200, headers:dict|None=None):
 def _shutting_down(): return _bad("the service is shutting down", status=503, error='ShuttingDown')
 
 def _error_response(exc:InputError):
-    "The JSON response of a refused request (`401`s say which scheme they want)."
-    return _json_response(exc.body, exc.status, {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
+    "The JSON response of a refused request, every echoed text clipped (`core.clip_value`); `401`s say which scheme they want."
+    return _json_response(clip_value(exc.body), exc.status, {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
 
 SHADOW = 'shadow'     # the registry alias of a version scored in shadow beside the champion (see the last section)
 
@@ -812,7 +812,76 @@ class ModelService:
         if self.shadow is not None: self.shadow.close()  # scores and writes what it has queued
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #87de53e3
+# %% ../nbs/92_serve.ipynb #5c38a4f6
+def _header(scope, name:bytes)->str|None:
+    "One request header of an ASGI `scope` (`name` in lower case), or None."
+    for k, v in scope['headers']:
+        if k == name: return v.decode('latin-1')
+    return None
+
+class _BodyLimit:
+    "ASGI middleware: a request body of more than `max_bytes`, counted as it arrives (any transfer encoding), is answered 413 at once."
+    def __init__(self, app, max_bytes:int): self.app, self.max_bytes = app, max_bytes
+    def refusal(self):
+        return _error_response(_bad("the request body is too large", status=413, error='BodyTooLarge', expected=f"at most {self.max_bytes} bytes"))
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        n = _header(scope, b'content-length')
+        if n is not None and n.isdigit() and int(n) > self.max_bytes: return await self.refusal()(scope, receive, send)   # nothing read
+        seen, over, started = 0, False, False
+        async def counted():
+            nonlocal seen, over
+            if over: return {'type': 'http.disconnect'}
+            msg = await receive()
+            if msg['type'] == 'http.request':
+                seen += len(msg.get('body', b''))
+                if seen > self.max_bytes:
+                    over = True
+                    return {'type': 'http.disconnect'}      # the app stops reading, as if the client had gone
+            return msg
+        async def sent(msg):
+            nonlocal started
+            if over and not started: return                # the app's answer to a 'gone' client: the 413 below replaces it
+            started = started or msg['type'] == 'http.response.start'
+            await send(msg)
+        try: await self.app(scope, counted, sent)
+        except Exception:
+            if not over or started: raise                   # after `over`, the app's complaint that the client left
+        if over and not started: await self.refusal()(scope, receive, send)
+
+class _AdminGate:
+    "ASGI middleware: every request under `prefix` passes `check(authorization header)` (raises `InputError` 401/403) before anything reads its body."
+    def __init__(self, app, check, prefix:str='/admin'): self.app, self.check, self.prefix = app, check, prefix
+    async def __call__(self, scope, receive, send):
+        if scope['type'] == 'http':
+            path, root = scope['path'], scope.get('root_path') or ''
+            if root and path.startswith(root): path = path[len(root):]
+            if path == self.prefix or path.startswith(self.prefix + '/'):
+                try: self.check(_header(scope, b'authorization'))
+                except InputError as e: return await _error_response(e)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+def _request_problems(errors:list)->list:
+    "FastAPI's validation errors (`RequestValidationError.errors()`) as the house's problems, each naming its field (`column`)."
+    out = []
+    for e in errors:
+        loc, kind = [str(x) for x in e.get('loc', ())], e.get('type', 'invalid')
+        field = '.'.join(loc[1:]) if len(loc) > 1 and kind != 'json_invalid' else (loc[0] if loc else None)   # ('body', 'version') -> 'version'
+        ctx = {k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in (e.get('ctx') or {}).items()}
+        out.append(_problem(field, kind, f"{field}: {e.get('msg', 'invalid')}", examples=[] if kind == 'json_invalid' else [e.get('input')],
+                            expected=ctx or None))
+    return out
+
+def _http_response(exc):
+    "A Starlette `HTTPException` (404, 405, a router's own 400) in the house error shape, its headers (`Allow`, `WWW-Authenticate`) kept."
+    from http import HTTPStatus
+    try: name = ''.join(HTTPStatus(exc.status_code).phrase.title().split())
+    except ValueError: name = 'HTTPError'
+    r = _error_response(_bad(str(exc.detail), status=exc.status_code, error=name))
+    if exc.headers: r.headers.update(exc.headers)
+    return r
+
+# %% ../nbs/92_serve.ipynb #6a1569b5
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -874,6 +943,8 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     "The FastAPI app serving a registered model: validated predictions, health, metadata, admin routes, prediction log."
     from contextlib import asynccontextmanager
     from fastapi import FastAPI, Request, Header, Body, APIRouter
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
     svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, inline_rows, freeze_gc, log_process, shadow)
@@ -887,12 +958,24 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         await run_in_threadpool(svc.close)
 
     m = svc.model
-    app = FastAPI(title=f"assembly_line: {m.name}", version=str(m.version or 0), lifespan=lifespan,
+    app = FastAPI(title=f"assembly_line: {m.name}", version=str(m.version or 0), lifespan=lifespan, redirect_slashes=False,
                   description=f"Predictions of `{m.target}` ({m.task}) from the model `{m.ref}`, validated against its schema.")
     app.state.service = svc
 
     @app.exception_handler(InputError)
     async def _input_error(request, exc:InputError): return _error_response(exc)
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request, exc:RequestValidationError):
+        probs = _request_problems(exc.errors())
+        return _error_response(_bad(f"{len(probs)} problem(s) in the request: " + '; '.join(p['message'] for p in probs[:3]), probs,
+                                    error='InvalidRequest'))
+    @app.exception_handler(HTTPException)
+    async def _http_error(request, exc:HTTPException): return _http_response(exc)
+    @app.exception_handler(Exception)           # Starlette's last resort: any error no route planned for
+    async def _unexpected(request, exc:Exception):
+        r = _error_response(_bad("an unexpected error occurred; the service's log has the details", status=500, error='InternalError'))
+        r.headers['Connection'] = 'close'       # uvicorn closes the connection after an app error: the client must not reuse it
+        return r
 
     errs = {422: dict(model=ErrorBody, description="invalid input: every problem listed"), 413: dict(model=ErrorBody),
             415: dict(model=ErrorBody), 503: dict(model=ErrorBody, description="the service is shutting down")}
@@ -918,8 +1001,6 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
             proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
             if rid is not None and not _RID.match(rid):
                 raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
-            if int(h.get('content-length') or 0) > max_body:
-                raise _bad("the request body is too large", status=413, expected=f"at most {max_body_mb} MB")
             body = await request.body()
             data = svc.parse(body, h.get('content-type'))
             out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, body, rows=len(data))
@@ -934,6 +1015,8 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         "Predict one record or a batch (JSON or CSV); bad input gets 422 listing every problem."
         return await answer(request)
     app.add_middleware(_PredictFastPath, handler=answer)
+    app.add_middleware(_BodyLimit, max_bytes=max_body)              # outside the fast path: every route's body is counted
+    app.add_middleware(_AdminGate, check=svc.check_token)            # outermost: a request without the token is not even read
 
     @app.get('/health', tags=['service'])
     def health():
@@ -955,10 +1038,11 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
 
     def _admin_call(fn, *a, **kw):
         try: return JSONResponse(fn(*a, **kw))
-        except IntegrityError as e: return JSONResponse(dict(e.to_dict(), served=dict(name=svc.model.name, version=svc.model.version)), status_code=409)
-        except RegistryConflict as e: return JSONResponse(e.to_dict(), status_code=409)   # the alias moved since the caller read it
-        except RegistryError as e: return JSONResponse(e.to_dict(), status_code=404)
-        except (ConfigError, StoreError) as e: return JSONResponse(e.to_dict(), status_code=422)
+        except (IntegrityError, RegistryError, ConfigError, StoreError) as e:    # a conflict: the alias moved since the caller read it
+            status = 409 if isinstance(e, (IntegrityError, RegistryConflict)) else 404 if isinstance(e, RegistryError) else 422
+            extra = dict(served=dict(name=svc.model.name, version=svc.model.version)) if isinstance(e, IntegrityError) else {}
+            return _error_response(InputError(status, {'problems': [], **e.to_dict(), **extra}))
+    V = dict(ge=1, le=MAX_INT)    # a version: checked against the database's integer range before the registry is asked
 
     @admin.post('/reload')
     def reload():
@@ -966,21 +1050,21 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         return _admin_call(svc.reload)
 
     @admin.post('/promote')
-    def promote(version:int=Body(..., embed=True, description="version to point the alias at"),
+    def promote(version:int=Body(..., embed=True, description="version to point the alias at", **V),
                 alias:str=Body(CHAMPION, embed=True), why:str=Body('', embed=True),
-                expected:int|None=Body(None, embed=True, description="the version you believe the alias points at now (409 if it moved); omit to skip the check")):
+                expected:int|None=Body(None, embed=True, description="the version you believe the alias points at now (409 if it moved); omit to skip the check", **V)):
         "Point an alias (default champion) of the served model at a version; reload if the service follows it."
         return _admin_call(svc.promote, version, alias, why, expected=ANY_VERSION if expected is None else expected)
 
     @admin.post('/rollback')
-    def rollback(to_version:int|None=Body(None, embed=True, description="default: the previous champion"),
+    def rollback(to_version:int|None=Body(None, embed=True, description="default: the previous champion", **V),
                  why:str=Body('', embed=True),
-                 expected:int|None=Body(None, embed=True, description="the champion you believe is serving (409 if it moved); omit to skip the check")):
+                 expected:int|None=Body(None, embed=True, description="the champion you believe is serving (409 if it moved); omit to skip the check", **V)):
         "Move the champion back to the previous one (or `to_version`); reload if the service follows it."
         return _admin_call(svc.rollback, to_version, why, expected=ANY_VERSION if expected is None else expected)
 
     @admin.post('/shadow')
-    def shadow_route(version:int|None=Body(..., embed=True, description="version to score in shadow; null stops the shadow"),
+    def shadow_route(version:int|None=Body(..., embed=True, description="version to score in shadow; null stops the shadow", **V),
                      why:str=Body('', embed=True)):
         "Score another version in shadow beside the champion (answers still come from the champion); null stops it."
         return _admin_call(svc.set_shadow, version, why)
@@ -1020,7 +1104,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #891999a3
+# %% ../nbs/92_serve.ipynb #5fc78438
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,

@@ -842,3 +842,160 @@ def test_shadow_scorer_rows_on_sqlite_and_postgres(adult_bundle, adult_line, sto
     store.add_labels({'g0': '>50K'})
     lab = store.shadow_predictions(m.name, 7, labelled=True)
     assert lab.request_id.tolist() == ['g0'] and lab.label.tolist() == ['>50K']
+
+
+# ------------------------------------------------------------------------------------------- edges (issue 16)
+# Each edge was found by probing the service as an attacker would; each test failed on the code before its fix.
+
+ADMIN_ROUTES = ['/admin/reload', '/admin/promote', '/admin/rollback', '/admin/shadow', '/admin/retrain', '/admin/shadow/evaluate']
+
+@pytest.fixture(scope='module')
+def edge(reg):
+    "The app serving `adult` with a 1 MB body limit (so the limit is cheap to pass), as `(client, port)`."
+    with running(create_app('adult', reg.store, admin_token=TOKEN, registry_root=reg.root, log_interval=0.05, max_body_mb=1)) as c:
+        yield c, c.base_url.port
+
+def _house(r, status:int):
+    "The response has `status` and the house error shape."
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    assert r.headers['content-type'].startswith('application/json'), r.headers
+    d = r.json()
+    assert isinstance(d['error'], str) and isinstance(d['message'], str) and isinstance(d['problems'], list), d
+    return d
+
+def _raw_chunked(port:int, path:str, chunks, end:bool=True, timeout:float=10)->tuple:
+    "POST `chunks` with `Transfer-Encoding: chunked` through a raw socket (no terminating chunk unless `end`); (status, headers, body) of the answer."
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for ch in chunks: s.sendall(b'%x\r\n%s\r\n' % (len(ch), ch))
+            if end: s.sendall(b'0\r\n\r\n')
+        except (BrokenPipeError, ConnectionResetError): pass       # the server answered and stopped reading
+        data = b''
+        while b'\r\n\r\n' not in data:
+            got = s.recv(65536)
+            if not got: raise ConnectionError(f"the server closed the connection without an answer: {data[:200]!r}")
+            data += got
+        head, _, body = data.partition(b'\r\n\r\n')
+        lines = head.decode('latin-1').split('\r\n')
+        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(':') for l in lines[1:])}
+        n = int(headers.get('content-length', 0))
+        while len(body) < n and (got := s.recv(65536)): body += got
+        return int(lines[0].split()[1]), headers, body
+
+def test_edge_chunked_body_cannot_pass_the_size_limit(edge, reg, rows):
+    "The limit counts the bytes as they stream in, whatever the transfer encoding: 413 before the body ends, nothing parsed or logged."
+    c, port = edge
+    rec = json.dumps({**_recs(rows)[0], 'occupation': 'x'*4000}).encode()
+    n0 = reg.store.count_predictions('adult')
+    status, headers, body = _raw_chunked(port, '/predict', [b'['] + [rec + b','] * 400, end=False)   # ~1.6 MB, never finished
+    assert status == 413, body[:300]
+    assert json.loads(body)['error'] == 'BodyTooLarge'
+    r = c.post('/predict', content=(p for p in [b'['] + [rec + b','] * 400 + [rec + b']']))        # httpx: a generator goes chunked
+    _house(r, 413)
+    r = c.post('/labels', content=(p for p in [b'{"labels": {'] + [b'"%d": "%s",' % (i, b'y'*4000) for i in range(400)] + [b'"z": 1}}']))
+    _house(r, 413)                                                                               # every route, not only /predict
+    r = c.post('/predict', content=(p for p in [b'['] + [rec + b','] * 9 + [rec + b']']))           # chunked under the limit: answered
+    assert r.status_code == 200 and len(r.json()['predictions']) == 10, r.text[:300]
+    _house(c.post('/predict', content=b'[' + b'1,' * 600_000 + b'1]', headers={'Content-Type': 'application/json'}), 413)
+    c.post('/admin/reload', headers={'Authorization': f'Bearer {TOKEN}'})    # a round trip: the log has caught up
+    time.sleep(0.5)
+    assert reg.store.count_predictions('adult') == n0 + 10
+
+def test_edge_no_redirect_to_a_foreign_host(edge):
+    "A trailing slash is a 404 in the house shape, never a redirect built from the request's Host header."
+    c, _ = edge
+    for path in ('/health/', '/model/', '/admin/reload/'):
+        r = c.get(path, headers={'Host': 'evil.example'}, follow_redirects=False)
+        assert 'location' not in r.headers and r.status_code in (401, 404, 405), (path, r.status_code, r.headers)
+    d = _house(c.get('/health/', headers={'Host': 'evil.example'}, follow_redirects=False), 404)
+    assert 'evil' not in json.dumps(d)
+    assert c.get('/health').status_code == 200
+
+@pytest.mark.parametrize('path', ADMIN_ROUTES)
+def test_edge_admin_token_is_checked_before_the_body(edge, path):
+    "Every admin route (the feedback router's too) answers 401 to a request without a valid token before it reads the body."
+    c, _ = edge
+    for h in ({}, {'Authorization': 'Bearer wrong'}):
+        for body in (b'{"version": ', b'not json at all', b'[' * 10_000):
+            r = c.post(path, content=body, headers={'Content-Type': 'application/json', **h})
+            d = _house(r, 401)
+            assert r.headers['www-authenticate'] == 'Bearer' and d['error'] == 'Unauthorized'
+    if path == '/admin/reload': return                     # takes no body
+    r = c.post(path, content=b'{"version": ', headers={'Content-Type': 'application/json', 'Authorization': f'Bearer {TOKEN}'})
+    d = _house(r, 422)                                     # with the token: the house 422 for the malformed body
+    assert d['problems'] and d['problems'][0]['kind'] == 'json_invalid', d
+
+BIG = [2**63, 2**70, -1, 0]
+
+@pytest.mark.parametrize('path,field', [('/admin/promote', 'version'), ('/admin/promote', 'expected'), ('/admin/rollback', 'to_version'),
+                                        ('/admin/rollback', 'expected'), ('/admin/shadow', 'version')])
+def test_edge_integers_out_of_range_in_bodies(edge, reg, path, field):
+    "Versions must be >= 1 and < 2**63: anything else is a JSON 422 naming the field, before the registry is asked."
+    c, _ = edge
+    before = reg.store.aliases('adult')
+    for v in BIG:
+        body = {field: v} if field != 'expected' else {'version': 1, 'expected': v}
+        if path == '/admin/rollback' and field == 'expected': body = {'expected': v}
+        d = _house(c.post(path, json=body, headers={'Authorization': f'Bearer {TOKEN}'}), 422)
+        assert [p['column'] for p in d['problems']] == [field], (v, d)
+    assert reg.store.aliases('adult') == before
+
+def test_edge_integers_out_of_range_in_queries(edge):
+    "`/monitor?version=` beyond 64 bits, negative or zero: a JSON 422 naming the field, not a plain-text 500."
+    c, _ = edge
+    for v in (2**70, 2**63, -3, 0, 'two'):
+        d = _house(c.get(f'/monitor?version={v}'), 422)
+        assert d['problems'][0]['column'] == 'version', d
+    assert c.get('/monitor?version=1').status_code == 200
+
+def test_edge_error_bodies_cap_echoed_values(edge, rows):
+    "A 600 kB value comes back cut to 200 characters with the original length, on every route that refuses it."
+    c, _ = edge
+    big, auth = 'z' * 600_000, {'Authorization': f'Bearer {TOKEN}'}
+    refusals = [c.post('/predict', json={**_recs(rows)[0], 'age': big}),                 # the schema's problem
+                c.post('/predict', json={**_recs(rows)[0], 'age': [big]}),               # a nested value
+                c.post('/predict', json=[big]),                                          # not a record
+                c.post('/predict', json={**_recs(rows)[0]}, headers={'X-Request-ID': big[:40_000]}),
+                c.post('/predict?proba=' + big[:40_000], json=_recs(rows)[0]),
+                c.post('/admin/promote', json={'version': big}, headers=auth),           # FastAPI's validation
+                c.post('/admin/promote', json={'version': 1, 'alias': big}, headers=auth),   # the store's ConfigError
+                c.post('/labels', json={'labels': {big: 'x'}}),                          # the label batch's report
+                c.post('/labels', json={'labels': [{'request_id': 'a', 'label': {'k': big}}]})]
+    for r in refusals:
+        assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+        assert len(r.content) < 5000, (r.request.url, r.status_code, len(r.content), r.text[:300])
+    d = refusals[0].json()
+    p = d['problems'][0]
+    assert len(p['value']) == 200 and p['value'].startswith('z'*150) and p['value'].endswith('[cut: 600000 characters]'), p['value']
+
+def test_edge_label_batch_accepted_or_refused_whole(edge, reg, rows):
+    "A batch with a repeated id, an unknown id or an invalid label writes nothing; the same batch fixed writes all of it."
+    c, _ = edge
+    ids = c.post('/predict', json=_recs(rows.iloc[:3]), headers={'X-Request-ID': 'whole'}).json()['request_ids']
+    c.post('/admin/reload', headers={'Authorization': f'Bearer {TOKEN}'}); time.sleep(0.5)
+    deadline = time.time() + 20
+    while reg.store.get_predictions('adult').request_id.isin(ids).sum() < 3 and time.time() < deadline: time.sleep(0.05)
+    def labelled(): return set(reg.store.labelled_predictions('adult').request_id) & set(ids)
+    for bad in ([dict(request_id=ids[0], label='>50K'), dict(request_id=ids[0], label='<=50K')],          # repeated in the batch
+                [dict(request_id=ids[0], label='>50K'), dict(request_id='never-logged', label='>50K')],   # unknown
+                [dict(request_id=ids[0], label='>50K'), dict(request_id=ids[1], label='purple')]):        # not a class
+        r = c.post('/labels', json={'labels': bad})
+        assert r.status_code == 422 and not r.json()['ok'] and r.json()['accepted'] == [], r.text
+        assert labelled() == set(), bad
+    r = c.post('/labels', json={'labels': {i: '>50K' for i in ids}})
+    assert r.status_code == 200 and sorted(r.json()['accepted']) == sorted(ids), r.text
+    assert labelled() == set(ids)
+
+def test_edge_unexpected_error_is_a_json_500_without_internals(adult_bundle, sqlite_url):
+    "An error nobody planned for is a JSON 500 in the house shape, without the exception's text or a traceback."
+    from fastapi import APIRouter
+    r = APIRouter()
+    @r.get('/boom')
+    def boom(): raise RuntimeError('secret internals /etc/passwd')
+    with running(create_app(adult_bundle, sqlite_url, log=False, extra_routers=[r])) as c:
+        res = c.get('/boom')
+        d = _house(res, 500)
+        assert d['error'] == 'InternalError' and 'secret' not in res.text and 'Traceback' not in res.text
+        assert c.get('/health').status_code == 200               # the service goes on
