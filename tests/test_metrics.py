@@ -194,3 +194,19 @@ def test_metric_pickles_and_scorer(multi):
     assert met(y, P, m.classes_) == METRICS['f1_weighted'](y, P, m.classes_)
     sc = pickle.loads(pickle.dumps(METRICS['log_loss'].scorer('multiclass')))
     assert sc(m, X, y) == pytest.approx(-METRICS['log_loss'](y, P, m.classes_))
+
+
+@pytest.mark.parametrize('name', sorted(n for n, m in METRICS.items() if TaskKind.REGRESSION not in m.tasks))
+def test_classification_metrics_whatever_the_labels_type(name):
+    "Labels read back from a store or JSON (integers in an object array, numpy/python mixes) score as the plain labels do."
+    rng = np.random.default_rng(0)
+    for k in (2, 3):
+        y = rng.integers(0, k, 200)
+        s = rng.dirichlet(np.ones(k), 200); s[np.arange(200), y] += 0.3; s /= s.sum(1, keepdims=True)
+        m = METRICS[name]
+        if k > 2 and TaskKind.MULTICLASS not in m.tasks: continue
+        want = m(y, s, np.arange(k))
+        assert m(y.astype(object), s, np.arange(k)) == want
+        assert m(np.array([int(v) for v in y], dtype=object), s, np.array(list(range(k)), dtype=object)) == want
+        names = np.array(['a', 'b', 'c'][:k], dtype=object)
+        assert m(names[y], s, names) == want
