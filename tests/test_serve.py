@@ -942,6 +942,15 @@ def test_edge_integers_out_of_range_in_bodies(edge, reg, path, field):
         assert [p['column'] for p in d['problems']] == [field], (v, d)
     assert reg.store.aliases('adult') == before
 
+def test_edge_integers_out_of_range_in_a_retrain_policy(edge):
+    "A policy sent to `/admin/retrain` with counts or windows past 64 bits: a JSON 422 naming the field, not a 500 from NumPy."
+    c, _ = edge
+    for field in ('window_size', 'min_labels', 'n_boot', 'consecutive', 'min_eval_rows'):
+        for v in (2**70, 2**63, -1):
+            r = c.post('/admin/retrain', json={'policy': {field: v}}, headers={'Authorization': f'Bearer {TOKEN}'})
+            d = _house(r, 422)
+            assert d['column'] == field, (field, v, d)
+
 def test_edge_integers_out_of_range_in_queries(edge):
     "`/monitor?version=` beyond 64 bits, negative or zero: a JSON 422 naming the field, not a plain-text 500."
     c, _ = edge
