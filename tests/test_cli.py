@@ -193,3 +193,24 @@ def test_registry_and_serve_commands(penguins_model, data, tmp_path):
         assert httpx.get(url + '/model', timeout=10).json()['version'] == 1
     finally:
         srv.terminate(); srv.wait(30)
+
+
+@pytest.mark.slow
+def test_predict_explain_round_trip(penguins_model, data, tmp_path):
+    "predict --explain: contrib_<column> per input column + base_value (+ explained_class), adding up to the written probability."
+    model, _ = penguins_model
+    peng = load_example('penguins').head(25)
+    peng.drop(columns='species').assign(penguin_id=range(25)).to_csv(tmp_path/'few.csv', index=False)
+    p = cli('predict', model, tmp_path/'few.csv', '--out', tmp_path/'ex.csv', '--explain', '--proba', '--keep', 'penguin_id')
+    assert p.returncode == 0, p.stderr
+    ex = pd.read_csv(tmp_path/'ex.csv')
+    contrib = [c for c in ex.columns if c.startswith('contrib_')]
+    assert {c.removeprefix('contrib_') for c in contrib} == set(peng.columns) - {'species'} - {'rowid'}, contrib
+    assert ex.columns[0] == 'penguin_id' and list(ex.penguin_id) == list(range(25))
+    assert (ex.explained_class == ex.prediction).all()
+    chosen = ex.apply(lambda r: r[f'proba_{r.explained_class}'], axis=1)
+    assert ((ex[contrib].sum(axis=1) + ex.base_value - chosen).abs() < 1e-6).all()
+    # bad input: as for predict, one error line naming the column
+    peng.drop(columns=['species', 'island']).to_csv(tmp_path/'bad.csv', index=False)
+    e = one_line_error(cli('predict', model, tmp_path/'bad.csv', '--out', tmp_path/'x.csv', '--explain'))
+    assert 'island' in e
