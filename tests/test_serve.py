@@ -863,10 +863,10 @@ def _house(r, status:int):
     assert isinstance(d['error'], str) and isinstance(d['message'], str) and isinstance(d['problems'], list), d
     return d
 
-def _raw_chunked(port:int, path:str, chunks, end:bool=True, timeout:float=10)->tuple:
+def _raw_chunked(port:int, path:str, chunks, end:bool=True, timeout:float=10, headers:str='')->tuple:
     "POST `chunks` with `Transfer-Encoding: chunked` through a raw socket (no terminating chunk unless `end`); (status, headers, body) of the answer."
     with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
                   "Transfer-Encoding: chunked\r\n\r\n".encode())
         try:
             for ch in chunks: s.sendall(b'%x\r\n%s\r\n' % (len(ch), ch))
@@ -888,20 +888,23 @@ def test_edge_chunked_body_cannot_pass_the_size_limit(edge, reg, rows):
     "The limit counts the bytes as they stream in, whatever the transfer encoding: 413 before the body ends, nothing parsed or logged."
     c, port = edge
     rec = json.dumps({**_recs(rows)[0], 'occupation': 'x'*4000}).encode()
-    n0 = reg.store.count_predictions('adult')
-    status, headers, body = _raw_chunked(port, '/predict', [b'['] + [rec + b','] * 400, end=False)   # ~1.6 MB, never finished
+    status, headers, body = _raw_chunked(port, '/predict', [b'['] + [rec + b','] * 400, end=False,    # ~1.6 MB, never finished
+                                         headers='X-Request-ID: chunk-raw\r\n')
     assert status == 413, body[:300]
     assert json.loads(body)['error'] == 'BodyTooLarge'
-    r = c.post('/predict', content=(p for p in [b'['] + [rec + b','] * 400 + [rec + b']']))        # httpx: a generator goes chunked
+    r = c.post('/predict', content=(p for p in [b'['] + [rec + b','] * 400 + [rec + b']']),        # httpx: a generator goes chunked
+               headers={'X-Request-ID': 'chunk-big'})
     _house(r, 413)
     r = c.post('/labels', content=(p for p in [b'{"labels": {'] + [b'"%d": "%s",' % (i, b'y'*4000) for i in range(400)] + [b'"z": 1}}']))
     _house(r, 413)                                                                               # every route, not only /predict
-    r = c.post('/predict', content=(p for p in [b'['] + [rec + b','] * 9 + [rec + b']']))           # chunked under the limit: answered
+    r = c.post('/predict', content=(p for p in [b'['] + [rec + b','] * 9 + [rec + b']']),          # chunked under the limit: answered
+               headers={'X-Request-ID': 'chunk-ok'})
     assert r.status_code == 200 and len(r.json()['predictions']) == 10, r.text[:300]
-    _house(c.post('/predict', content=b'[' + b'1,' * 600_000 + b'1]', headers={'Content-Type': 'application/json'}), 413)
-    c.post('/admin/reload', headers={'Authorization': f'Bearer {TOKEN}'})    # a round trip: the log has caught up
-    time.sleep(0.5)
-    assert reg.store.count_predictions('adult') == n0 + 10
+    _house(c.post('/predict', content=b'[' + b'1,' * 600_000 + b'1]', headers={'Content-Type': 'application/json', 'X-Request-ID': 'chunk-cl'}), 413)
+    deadline, ok = time.time() + 30, [f"chunk-ok-{i}" for i in range(10)]
+    while not set(ok) <= set(logged := reg.store.get_predictions('adult').request_id) and time.time() < deadline: time.sleep(0.05)
+    assert set(ok) <= set(logged)                      # the log writes in order: anything answered before these is in too
+    assert not {i for i in logged if i.startswith(('chunk-raw', 'chunk-big', 'chunk-cl'))}
 
 def test_edge_no_redirect_to_a_foreign_host(edge):
     "A trailing slash is a 404 in the house shape, never a redirect built from the request's Host header."
