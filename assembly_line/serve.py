@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #7f65724a
+# %% ../nbs/92_serve.ipynb #24d2cf67
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #3dde4b64
+# %% ../nbs/92_serve.ipynb #2ff33ac4
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #d56acfd1
+# %% ../nbs/92_serve.ipynb #902f61d4
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -471,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #79641295
+# %% ../nbs/92_serve.ipynb #dabff84e
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -509,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #081ae129
+# %% ../nbs/92_serve.ipynb #010131d4
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -583,6 +583,22 @@ def _request_frame(m:ServedModel, data)->tuple:
     if probs: raise _bad(f"{len(probs)} problem(s) in the input; nothing was predicted", probs, error='SchemaError')
     return X, warns
 
+def _explanations(m:ServedModel, X:pd.DataFrame, strict:bool=False)->list:
+    "`?explain=true`: per record `{base_value, contributions: {column: c}}` (+ `explained_class`) that add up to the prediction."
+    from assembly_line.explain import LineExplainer
+    Xp = m.line.prepare(X, mode='strict' if strict else 'lenient')     # already validated by `_line_scores`
+    try: ex = m.line.explainer().explain(Xp, prepared=True)
+    except ConfigError as e:
+        raise _bad(f"this model cannot be explained by the service: {e}", status=409, error='ExplainUnavailable',
+                   expected='a line whose members are tree models (others need background rows: use the CLI or AssemblyLine.explain)') from None
+    fr = ex.to_frame(prefix='')
+    cols, base = list(ex.columns), fr['base_value'].to_numpy()
+    vals = fr[cols].to_numpy()
+    out = [dict(base_value=float(b), contributions=dict(zip(cols, map(float, v)))) for b, v in zip(base, vals)]
+    if 'explained_class' in fr:
+        for o, k in zip(out, fr['explained_class']): o['explained_class'] = jsonable(k)
+    return out
+
 def _line_scores(m:ServedModel, X:pd.DataFrame, strict:bool=False)->tuple:
     "(labels, scores) of a features frame by the model's line (`prepare`, then `predict_scores`); scores None for regression; raises `InputError`."
     try: Xp = m.line.prepare(X, mode='strict' if strict else 'lenient')
@@ -652,7 +668,8 @@ class ModelService:
         "Validate, predict and queue the log entry; runs on the model thread. Raises `InputError` for bad input."
         return self.predict_timed(data, proba, strict, request_id)[0]
 
-    def predict_timed(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None, body:bytes|None=None)->tuple[dict, float]:
+    def predict_timed(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None, body:bytes|None=None,
+                      explain:bool=False)->tuple[dict, float]:
         "`predict`, and the milliseconds the line itself took (`prepare` + `predict_scores`: the `Server-Timing` figure); `body`: the CSV body `data` was read from."
         t0 = time.perf_counter()
         m = self.model
@@ -674,6 +691,7 @@ class ModelService:
         if sh is not None: sh.submit(data, rids, strict, ts)    # queued only: scored after this answer, off the request
         out = dict(model=m.name, version=m.version, request_ids=rids, predictions=labels)
         if proba: out['probabilities'] = pr
+        if explain: out['explanations'] = _explanations(m, X, strict)
         if warns: out['warnings'] = warns
         return out, line_ms
 
@@ -812,7 +830,7 @@ class ModelService:
         if self.shadow is not None: self.shadow.close()  # scores and writes what it has queued
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #5c38a4f6
+# %% ../nbs/92_serve.ipynb #6fbacf05
 def _header(scope, name:bytes)->str|None:
     "One request header of an ASGI `scope` (`name` in lower case), or None."
     for k, v in scope['headers']:
@@ -881,7 +899,7 @@ def _http_response(exc):
     if exc.headers: r.headers.update(exc.headers)
     return r
 
-# %% ../nbs/92_serve.ipynb #6a1569b5
+# %% ../nbs/92_serve.ipynb #22012028
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -905,6 +923,7 @@ def _api_models():
         request_ids: list[str] = Field(description="one id per record; send them back with late labels")
         predictions: list = Field(description="predicted label or value per record")
         probabilities: list[dict[str, float]]|None = Field(None, description="with ?proba=true: {class: probability} per record")
+        explanations: list[dict]|None = Field(None, description="with ?explain=true: {base_value, contributions: {column: value}, explained_class?} per record")
         warnings: list[dict]|None = Field(None, description="non-fatal input problems (e.g. ignored keys)")
     class InputProblem(BaseModel):
         column: str|None; kind: str; severity: str; message: str; count: int
@@ -986,6 +1005,9 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         'text/csv': {'schema': dict(type='string', description='CSV with a header row of the feature columns')}}},
         'parameters': [
             dict(name='proba', description="add class probabilities", **{'in': 'query'}, schema=dict(type='boolean', default=False)),
+            dict(name='explain', description="add per record the contribution of each input column and the base value; they add up to "
+                 "the prediction (regression), the probability of the positive class (binary) or of `explained_class` (multiclass)",
+                 **{'in': 'query'}, schema=dict(type='boolean', default=False)),
             dict(name='strict', description="unseen categories and far-out values are errors", **{'in': 'query'},
                  schema=dict(type='boolean', default=False)),
             dict(name='X-Request-ID', description="request id (≤ 48 of A-Z a-z 0-9 _ . : -); a batch gets id-0, id-1, …",
@@ -999,11 +1021,12 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         try:
             q, h = request.query_params, request.headers
             proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
+            explain = _flag(q, 'explain')
             if rid is not None and not _RID.match(rid):
                 raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
             body = await request.body()
             data = svc.parse(body, h.get('content-type'))
-            out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, body, rows=len(data))
+            out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, body, explain, rows=len(data))
             # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
             return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
         finally:
@@ -1104,7 +1127,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #5fc78438
+# %% ../nbs/92_serve.ipynb #75bd78de
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,

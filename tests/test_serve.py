@@ -1011,3 +1011,65 @@ def test_edge_unexpected_error_is_a_json_500_without_internals(adult_bundle, sql
         d = _house(res, 500)
         assert d['error'] == 'InternalError' and 'secret' not in res.text and 'Traceback' not in res.text
         assert c.get('/health').status_code == 200               # the service goes on
+
+
+# ------------------------------------------------------------------------------------------- explanations (?explain=true)
+
+def _tree_line(n, include, seed=2):
+    from threadpoolctl import threadpool_limits
+    from assembly_line.datasets import load_example
+    from assembly_line.line import AssemblyLine
+    df = load_example('adult', n=n, seed=seed)
+    with threadpool_limits(1):
+        line = AssemblyLine('income', time_budget=10, seed=0, include=include, tune=False, deterministic=True, n_jobs=1).fit(df)
+    return line, df
+
+@pytest.fixture(scope='module')
+def tree_bundle(tmp_path_factory):
+    "A tree-only adult line (LightGBM + histogram boosting) saved as a bundle folder."
+    line, df = _tree_line(1500, ['lightgbm', 'hist_gb'])
+    return line, line.save(tmp_path_factory.mktemp('explain')/'tree'), df
+
+def test_predict_explain_json_and_csv(tree_bundle, sqlite_url):
+    line, bundle, df = tree_bundle
+    rows = df.drop(columns='income').iloc[:20].reset_index(drop=True)
+    recs = _recs(rows)
+    with running(create_app(bundle, sqlite_url)) as c:
+        j = c.post('/predict?explain=true&proba=true', json={'records': recs})
+        one = c.post('/predict?explain=1', json=recs[0])
+        v = c.post('/predict?explain=true&proba=true', content=rows.to_csv(index=False), headers={'Content-Type': 'text/csv'})
+        plain = c.post('/predict', json=recs[0])
+        bad = c.post('/predict?explain=true', json={**recs[0], 'age': 'forty'})
+        bad_plain = c.post('/predict', json={**recs[0], 'age': 'forty'})
+        missing = c.post('/predict?explain=true', json={k: x for k, x in recs[0].items() if k != 'education'})
+        flag = c.post('/predict?explain=maybe', json=recs[0])
+    assert j.status_code == 200, j.text
+    d = j.json()
+    p = line.predict_proba(rows)['>50K'].to_numpy()
+    assert len(d['explanations']) == 20
+    for e, q, pp in zip(d['explanations'], d['probabilities'], p):
+        assert set(e['contributions']) == set(line.schema_.features)
+        assert abs(sum(e['contributions'].values()) + e['base_value'] - q['>50K']) < 1e-6
+        assert abs(q['>50K'] - pp) < 1e-9
+    e1 = one.json()['explanations'][0]
+    assert e1['contributions'] == pytest.approx(d['explanations'][0]['contributions'], abs=1e-9)
+    assert e1['base_value'] == pytest.approx(d['explanations'][0]['base_value'], abs=1e-9)
+    assert v.status_code == 200, v.text
+    for a, b in zip(v.json()['explanations'], d['explanations']):
+        assert a['contributions'] == pytest.approx(b['contributions'], abs=1e-9)
+    assert 'explanations' not in plain.json()
+    # bad input: refused exactly as /predict refuses it, naming the column
+    assert bad.status_code == 422 and ('age', 'wrong_type') in _problems(bad)
+    assert (bad.status_code, bad.json()) == (bad_plain.status_code, bad_plain.json())
+    assert missing.status_code == 422 and 'education' in {p['column'] for p in missing.json()['problems']}
+    assert flag.status_code == 422 and flag.json()['parameter'] == 'explain'
+    # explained requests are logged like any other
+    assert Store(sqlite_url).count_predictions() == 20 + 1 + 20 + 1
+
+def test_explain_refused_for_a_line_with_a_non_tree_member(tmp_path, sqlite_url):
+    line, df = _tree_line(400, ['linear'])
+    with running(create_app(line.save(tmp_path/'lin'), sqlite_url)) as c:
+        r = c.post('/predict?explain=true', json=_recs(df.drop(columns='income').iloc[:2]))
+        ok = c.post('/predict', json=_recs(df.drop(columns='income').iloc[:2]))
+    assert r.status_code == 409 and r.json()['error'] == 'ExplainUnavailable', r.text
+    assert ok.status_code == 200
