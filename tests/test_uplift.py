@@ -140,3 +140,16 @@ def test_estimators_clone_with_their_parameters():
     c = clone(fx)
     assert c.get_params()['learner'] == 'x' and c.get_params()['n_folds'] == 4 and not hasattr(c, 'models_')
     assert clone(LineLearner(time_budget=7, include=['linear'])).get_params()['time_budget'] == 7
+
+
+def test_the_current_policy_is_valued_when_the_lever_knows_it():
+    X, a, y, e = experiment(900, seed=9)
+    fx = LeverEffects('t', model=LinearRegression(), n_folds=2).fit(X.head(600), a[:600], y[:600], propensity=e[:600])
+    today = np.where(X['x1'].tail(300).to_numpy() > 0, 1, 0)          # today: arm 1 where x1 > 0, else nothing
+    lever = Lever('arm', [0, 1, 2], current=lambda d: today)
+    sim = effect_simulation(fx, X.tail(300), lever)
+    d = optimize(sim, Objective(lambda f: f['outcome']))
+    ev = off_policy(d, sim, Objective(lambda f: f['outcome']), fx, a[600:], y[600:], propensity=e[600:], n_boot=200)
+    mu = fx.predict(X.tail(300)).to_numpy()
+    S = off_policy_scores(mu, a[600:], y[600:], e[600:])['DR']
+    assert ev.table.loc['current', 'dr_value'] == pytest.approx(S[np.arange(300), today].mean())
