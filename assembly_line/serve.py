@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #24d2cf67
+# %% ../nbs/92_serve.ipynb #8bc98395
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #2ff33ac4
+# %% ../nbs/92_serve.ipynb #f3e91cf2
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #902f61d4
+# %% ../nbs/92_serve.ipynb #0cfa2c31
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -471,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #dabff84e
+# %% ../nbs/92_serve.ipynb #028b9bdb
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -509,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #010131d4
+# %% ../nbs/92_serve.ipynb #cc2b2f59
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -830,7 +830,7 @@ class ModelService:
         if self.shadow is not None: self.shadow.close()  # scores and writes what it has queued
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #6fbacf05
+# %% ../nbs/92_serve.ipynb #dae46e12
 def _header(scope, name:bytes)->str|None:
     "One request header of an ASGI `scope` (`name` in lower case), or None."
     for k, v in scope['headers']:
@@ -899,7 +899,7 @@ def _http_response(exc):
     if exc.headers: r.headers.update(exc.headers)
     return r
 
-# %% ../nbs/92_serve.ipynb #22012028
+# %% ../nbs/92_serve.ipynb #d806af31
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -1097,7 +1097,8 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     if monitor and importlib.util.find_spec('assembly_line.monitor') is not None:
         from assembly_line.monitor import monitor_router
         ref = m.path if (m.path/'reference.json').exists() else None
-        routers.append(monitor_router(svc.store, model=m.name, reference=ref, classes=m.classes))
+        routers.append(monitor_router(svc.store, model=m.name, reference=ref, classes=m.classes,
+                                      line=lambda: svc.model.line))   # explanation drift of the line being served
     if importlib.util.find_spec('assembly_line.feedback') is not None:
         fb = importlib.import_module('assembly_line.feedback')
         if hasattr(fb, 'feedback_router'): routers.append(fb.feedback_router)
@@ -1127,7 +1128,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #75bd78de
+# %% ../nbs/92_serve.ipynb #de092a68
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,

@@ -310,3 +310,33 @@ def test_monitor_page_in_headless_chromium(adult_line, sqlite_url, tmp_path):
         finally: drv.quit()
     finally:
         server.should_exit = True; th.join(10)
+
+
+# ------------------------------------------------------------------------------------------- explanation drift
+
+def test_explanation_drift_from_a_real_store(sqlite_url):
+    "A column pushed to an extreme in the second window takes a larger share of the model's importance there."
+    from assembly_line.line import AssemblyLine
+    df = load_example('adult', n=1500, seed=3)
+    with threadpool_limits(1):
+        line = AssemblyLine('income', time_budget=10, seed=0, include=['hist_gb'], tune=False, deterministic=True, n_jobs=1).fit(df.iloc[:900])
+    store = Store(sqlite_url)
+    normal, pushed = df.iloc[900:1200], df.iloc[1200:1500].assign(**{'capital-gain': 15024})
+    _log(store, line, normal, start='2024-01-01', freq='1min', model='adult-x')
+    _log(store, line, pushed, start='2024-01-02', freq='1min', model='adult-x')
+    ed = mon.explanation_drift(store, 'adult-x', line, freq='D', max_rows=150)
+    sh = ed.shares
+    assert sh.shape == (len(line.schema_.features), 2)
+    assert np.allclose(sh.sum(0), 1)
+    assert sh.loc['capital-gain'].iloc[1] > sh.loc['capital-gain'].iloc[0] + 0.1, sh
+    assert ed.change.iloc[0] == 0 and ed.change.iloc[1] > 0.1
+    assert set(ed.table.n_explained) == {150} and set(ed.table.n) == {300}
+    page = mon.monitor_page(store, 'adult-x', line=lambda: line, freq='D')
+    assert 'id="explanation-drift"' in page and 'capital-gain' in page
+    # a line with a non-tree member: the page leaves explanation drift out and says why
+    with threadpool_limits(1):
+        lin = AssemblyLine('income', time_budget=5, seed=0, include=['linear'], tune=False, deterministic=True, n_jobs=1).fit(df.iloc[:400])
+    with pytest.raises(ConfigError, match='not a tree'): mon.explanation_drift(store, 'adult-x', lin, freq='D', tree_only=True)
+    assert 'Explanation drift: not shown' in mon.monitor_page(store, 'adult-x', line=lin, freq='D')
+    # an empty log: no windows, an empty result
+    assert len(mon.explanation_drift(store, 'nobody', line).table) == 0

@@ -1043,6 +1043,8 @@ def test_predict_explain_json_and_csv(tree_bundle, sqlite_url):
         bad_plain = c.post('/predict', json={**recs[0], 'age': 'forty'})
         missing = c.post('/predict?explain=true', json={k: x for k, x in recs[0].items() if k != 'education'})
         flag = c.post('/predict?explain=maybe', json=recs[0])
+        _wait_for(lambda: Store(sqlite_url).count_predictions() == 42)
+        page = c.get('/monitor')      # the served line's explanation drift, beside data drift
     assert j.status_code == 200, j.text
     d = j.json()
     p = line.predict_proba(rows)['>50K'].to_numpy()
@@ -1065,6 +1067,8 @@ def test_predict_explain_json_and_csv(tree_bundle, sqlite_url):
     assert flag.status_code == 422 and flag.json()['parameter'] == 'explain'
     # explained requests are logged like any other
     assert Store(sqlite_url).count_predictions() == 20 + 1 + 20 + 1
+    assert page.status_code == 200 and 'id="explanation-drift"' in page.text, page.text[:500]
+    assert 'Explanation drift: share of importance per column' in page.text and 'capital-gain' in page.text
 
 def test_explain_refused_for_a_line_with_a_non_tree_member(tmp_path, sqlite_url):
     line, df = _tree_line(400, ['linear'])
