@@ -108,3 +108,21 @@ def test_thornton_experiment_story():
         assert shown == (bool(t.loc[b, 'within_budget']) and c['low'] <= 0), b
     md = ev._repr_markdown_()
     assert 'Off-policy evaluation' in md and 'optimised' in md
+
+
+@pytest.mark.slow
+def test_decisions_line_notebook_records_the_experiment(tmp_path):
+    "`assembly-line run decisions`: the experiment's values, verdicts and warnings land in the run record, consistent with each other."
+    import json
+    from assembly_line import runs
+    runs.run_notebook('decisions', {'customers': 200, 'n_boot': 300, 'time_budget': 5, 'learner': 't', 'budget_per_person': 0.3,
+                                    'sensitivity': '0.2,0.6'}, tmp_path/'d')
+    res = json.loads((tmp_path/'d'/'run_record.json').read_text())['results']
+    ex = res['experiment']
+    assert ex['spent'] <= ex['budget'] + 1e-6 and ex['objective'] == 'people reached'
+    assert ex['verdicts']['treat none'] == 'better'
+    for b, v in ex['verdicts'].items():   # a 'cannot tell' verdict is always said in words
+        assert (v != 'better') == any(f'*{b}*' in w for w in ex['warnings']), (b, v, ex['warnings'])
+    for p in ex['values']:
+        assert ex['low'][p] <= ex['values'][p] <= ex['high'][p]
+    assert len(res['sensitivity']) == 2 and res['expected']['optimised'] >= res['expected']['do nothing']
