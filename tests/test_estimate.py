@@ -103,6 +103,22 @@ def test_windows_by_time_and_by_count():
     assert {r['kind'] for r in recs} == {'estimated_performance'} and len(recs) == len(res.frame)
     json.dumps(recs, default=str)
 
+def test_weekly_windows_start_on_the_asked_weekday():
+    "Weeks anchored on any weekday (how the Minneapolis coverage was checked for its week start): each row in one window, each later window starting that day at midnight."
+    rng = np.random.default_rng(8)
+    _, Pr, yr = _draw(rng, 1200); _, Pw, yw = _draw(rng, 1000)
+    est = PerformanceEstimator(seed=0, n_boot=10, n_sim=200).fit(Pr, yr)
+    t = pd.Timestamp('2024-01-03 07:00') + pd.to_timedelta(np.arange(1000) * 90, unit='min')   # a Wednesday morning on
+    seen = set()
+    for day, num in (('SUN', 6), ('WED', 2), ('FRI', 4)):
+        f = est.estimate_windows(Pw, yw, time=t, freq=f'W-{day}').table('accuracy')
+        starts = pd.DatetimeIndex(f.window_start)
+        assert f.n.sum() == len(Pw) and starts[0] <= t[0] < starts[1], (day, f)
+        assert (starts[1:].dayofweek == num).all() and (starts[1:] == starts[1:].normalize()).all(), (day, starts)
+        assert ((f.window_end - f.window_start) <= pd.Timedelta(days=7)).all()
+        seen.add(tuple(f.n))
+    assert len(seen) == 3                                           # the week start changes which rows share a window
+
 def test_small_and_empty_windows_get_a_status():
     rng = np.random.default_rng(7)
     _, Pr, yr = _draw(rng, 1000)
