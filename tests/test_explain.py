@@ -94,3 +94,42 @@ def test_permutation_importance_has_an_interval(adult):
     imp = importance_ci(line, df.iloc[1000:], n_repeats=4)
     assert (imp.low <= imp.importance).all() and (imp.importance <= imp.high).all()
     assert set(imp.feature) == set(line.schema_.features)
+
+# ------------------------------------------------------------------ background rows drawn from the monitoring reference
+
+def test_reference_background_is_seeded_and_follows_each_column(adult, tmp_path):
+    from assembly_line.monitor import make_reference, write_reference, reference_background, OTHER
+    df, line = adult
+    feats = list(line.schema_.features)
+    train = df.iloc[:1000].drop(columns='income')
+    ref = make_reference(train, line.schema_, min_share=0.05)
+    a, b = reference_background(ref, feats, n=500, seed=3), reference_background(ref, feats, n=500, seed=3)
+    pd.testing.assert_frame_equal(a, b)                                   # same seed, same rows
+    assert not a.equals(reference_background(ref, feats, n=500, seed=4))
+    assert list(a.columns) == feats and len(a) == 500
+    assert ref.columns['native-country'].shares[-2] > 0                   # some countries were pooled into OTHER ...
+    assert OTHER not in set(a['native-country'].dropna())                 # ... and pooled levels are never drawn
+    assert set(a['workclass'].dropna()) <= set(train['workclass'].dropna())
+    assert abs(a['workclass'].isna().mean() - train['workclass'].isna().mean()) < 0.05
+    assert a['age'].between(train.age.min(), train.age.max()).all()
+    assert abs(a.age.median() - train.age.median()) <= 3
+    # a column the reference does not describe is missing in every row
+    assert reference_background(ref, feats + ['not_described'], n=5)['not_described'].isna().all()
+    # from a bundle: the same rows as from the reference itself; a bare bundle says how to get one
+    bare = line.save(tmp_path/'bare')
+    with pytest.raises(ConfigError, match='monitoring reference') as e: reference_background(bare, feats)
+    assert '--train' in str(e.value)
+    with_ref = line.save(tmp_path/'with_ref'); write_reference(with_ref, ref)
+    pd.testing.assert_frame_equal(reference_background(with_ref, feats, n=500, seed=3), a)
+    with pytest.raises(ConfigError): reference_background(ref, feats, n=0)
+
+def test_a_mixed_line_explained_with_a_reference_background_adds_up(adult):
+    from assembly_line.monitor import make_reference, reference_background
+    df, _ = adult
+    line = _fit(df.iloc[:800], 'income', ['linear', 'hist_gb'])
+    assert line.explainer().method == 'tree+permutation'
+    bg = reference_background(make_reference(df.iloc[:800].drop(columns='income'), line.schema_), line.schema_.features)
+    rows = df.iloc[1000:1004]
+    ex = line.explain(rows, background=bg)
+    np.testing.assert_allclose(ex.prediction, line.predict_proba(rows).to_numpy(), atol=1e-6)
+    assert np.abs(ex.values).sum() > 0
