@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'LogEntry', 'PredictionLogger', 'ServedModel', 'load_served', 'InputError', 'ModelService',
            'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #8bc98395
+# %% ../nbs/92_serve.ipynb #4eded7fe
 import os, io, re, json, math, time, hmac, pickle, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -21,7 +21,7 @@ from .deploy import Registry, LoadedModel, CHAMPION
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #f3e91cf2
+# %% ../nbs/92_serve.ipynb #aa0c52c1
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -159,7 +159,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #0cfa2c31
+# %% ../nbs/92_serve.ipynb #05fca454
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
     "One `{label: p}` per row of the (rows, classes) scores: the answer's `probabilities` and the log's `proba`."
     return [dict(zip(classes, r)) for r in scores.tolist()]
@@ -471,7 +471,7 @@ class PredictionLogger:
                     retries=self.retries, last_error=self.last_error, closed=self.closed,
                     writer='process' if self._proc is not None else 'thread')
 
-# %% ../nbs/92_serve.ipynb #028b9bdb
+# %% ../nbs/92_serve.ipynb #1b1ae880
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -509,7 +509,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #cc2b2f59
+# %% ../nbs/92_serve.ipynb #80ddf446
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -583,14 +583,23 @@ def _request_frame(m:ServedModel, data)->tuple:
     if probs: raise _bad(f"{len(probs)} problem(s) in the input; nothing was predicted", probs, error='SchemaError')
     return X, warns
 
+def _explainer(m:ServedModel):
+    "The served line's explainer; a non-tree member's background rows are drawn from the bundle's monitoring reference."
+    ex = m.line.explainer()
+    if ex.method == 'tree': return ex
+    try: ex.background(); return ex          # built with background rows already
+    except ConfigError: pass
+    from assembly_line.monitor import reference_background   # ConfigError, saying how to add one, without reference.json
+    return m.line.explainer(background=reference_background(m.path, m.features, n=ex.n_background, seed=ex.seed))
+
 def _explanations(m:ServedModel, X:pd.DataFrame, strict:bool=False)->list:
     "`?explain=true`: per record `{base_value, contributions: {column: c}}` (+ `explained_class`) that add up to the prediction."
-    from assembly_line.explain import LineExplainer
+    import assembly_line.explain  # noqa: F401  (adds AssemblyLine.explainer)
     Xp = m.line.prepare(X, mode='strict' if strict else 'lenient')     # already validated by `_line_scores`
-    try: ex = m.line.explainer().explain(Xp, prepared=True)
+    try: ex = _explainer(m).explain(Xp, prepared=True)
     except ConfigError as e:
-        raise _bad(f"this model cannot be explained by the service: {e}", status=409, error='ExplainUnavailable',
-                   expected='a line whose members are tree models (others need background rows: use the CLI or AssemblyLine.explain)') from None
+        raise _bad(f"this model cannot be explained by the service: {e.message}", status=409, error='ExplainUnavailable',
+                   expected=e.expected or 'a line whose members are tree models, or a bundle with a monitoring reference') from None
     fr = ex.to_frame(prefix='')
     cols, base = list(ex.columns), fr['base_value'].to_numpy()
     vals = fr[cols].to_numpy()
@@ -830,7 +839,7 @@ class ModelService:
         if self.shadow is not None: self.shadow.close()  # scores and writes what it has queued
         if self.logger is not None: self.logger.close()  # kept: /health still reads it, a late prediction writes through it
 
-# %% ../nbs/92_serve.ipynb #dae46e12
+# %% ../nbs/92_serve.ipynb #e26f284c
 def _header(scope, name:bytes)->str|None:
     "One request header of an ASGI `scope` (`name` in lower case), or None."
     for k, v in scope['headers']:
@@ -899,7 +908,7 @@ def _http_response(exc):
     if exc.headers: r.headers.update(exc.headers)
     return r
 
-# %% ../nbs/92_serve.ipynb #d806af31
+# %% ../nbs/92_serve.ipynb #907f3cc6
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -1128,7 +1137,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, 'log_process': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #de092a68
+# %% ../nbs/92_serve.ipynb #ce9ba1ba
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,

@@ -1070,10 +1070,47 @@ def test_predict_explain_json_and_csv(tree_bundle, sqlite_url):
     assert page.status_code == 200 and 'id="explanation-drift"' in page.text, page.text[:500]
     assert 'Explanation drift: share of importance per column' in page.text and 'capital-gain' in page.text
 
-def test_explain_refused_for_a_line_with_a_non_tree_member(tmp_path, sqlite_url):
+@pytest.fixture(scope='module')
+def mixed_line():
+    "An adult line whose ensemble mixes a linear model with histogram boosting (the agnostic explainer's case)."
+    from assembly_line.explain import LineExplainer
+    line, df = _tree_line(800, ['linear', 'hist_gb'])
+    assert LineExplainer(line).method == 'tree+permutation'
+    return line, df
+
+def test_explain_a_registered_line_with_a_linear_member(mixed_line, tmp_path, sqlite_url):
+    "Background rows are drawn from the bundle's monitoring reference: no training rows needed, deterministic, adding up."
+    from assembly_line.monitor import make_reference, reference_background
+    from assembly_line.explain import LineExplainer
+    line, df = mixed_line
+    X = df.drop(columns='income')
+    reg = Registry(sqlite_url, root=tmp_path/'artifacts')
+    mv = reg.register(line, 'mixed', alias='champion', card=False,
+                      extra_files={'reference.json': make_reference(X, line.schema_).to_json()})
+    rows = X.iloc[:4].reset_index(drop=True)
+    with running(create_app('mixed', reg.store, registry_root=reg.root)) as c:
+        r = c.post('/predict?explain=true&proba=true', json={'records': _recs(rows)})
+        again = c.post('/predict?explain=true', json={'records': _recs(rows)})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    for e, q in zip(d['explanations'], d['probabilities']):
+        assert set(e['contributions']) == set(line.schema_.features)
+        assert abs(sum(e['contributions'].values()) + e['base_value'] - q['>50K']) < 1e-6
+    assert any(abs(v) > 1e-6 for v in d['explanations'][0]['contributions'].values())
+    # the same request gets the same explanations (the background is drawn once per loaded model, seeded) ...
+    for a, b in zip(again.json()['explanations'], d['explanations']):
+        assert a['contributions'] == pytest.approx(b['contributions'], abs=1e-9)
+    # ... and it is the one drawn from the registered bundle's reference
+    folder = reg.resolve('mixed@1')[1]
+    local = LineExplainer(line, background=reference_background(folder, line.schema_.features)).explain(rows).to_frame(prefix='')
+    assert [e['base_value'] for e in d['explanations']] == pytest.approx(local.base_value.tolist(), abs=1e-9)
+
+def test_explain_refused_for_a_non_tree_line_without_a_reference(tmp_path, sqlite_url):
     line, df = _tree_line(400, ['linear'])
     with running(create_app(line.save(tmp_path/'lin'), sqlite_url)) as c:
         r = c.post('/predict?explain=true', json=_recs(df.drop(columns='income').iloc[:2]))
         ok = c.post('/predict', json=_recs(df.drop(columns='income').iloc[:2]))
     assert r.status_code == 409 and r.json()['error'] == 'ExplainUnavailable', r.text
+    assert 'monitoring reference' in r.json()['message'] and '--train' in r.json()['expected'], r.json()
+    assert str(tmp_path) not in r.text                 # the server's folders are not echoed
     assert ok.status_code == 200
