@@ -214,3 +214,32 @@ def test_predict_explain_round_trip(penguins_model, data, tmp_path):
     peng.drop(columns=['species', 'island']).to_csv(tmp_path/'bad.csv', index=False)
     e = one_line_error(cli('predict', model, tmp_path/'bad.csv', '--out', tmp_path/'x.csv', '--explain'))
     assert 'island' in e
+
+
+@pytest.mark.slow
+def test_predict_explain_draws_the_background_from_the_bundle_reference(penguins_model, tmp_path):
+    "A bundle with a monitoring reference: the non-tree member's background comes from it, not from DATA (same base value whatever is scored)."
+    from assembly_line.line import AssemblyLine
+    from assembly_line.monitor import make_reference, write_reference
+    from assembly_line.explain import LineExplainer
+    model, _ = penguins_model
+    assert LineExplainer(AssemblyLine.load(model)).method != 'tree'       # the linear member needs a background
+    folder = tmp_path/'with_ref'; shutil.copytree(model, folder)
+    peng = load_example('penguins')
+    write_reference(folder, make_reference(peng.drop(columns='species'), AssemblyLine.load(folder).schema_))
+    peng.drop(columns='species').iloc[[0, 1, 2]].to_csv(tmp_path/'a.csv', index=False)
+    peng.drop(columns='species').iloc[[0, 150, 300]].to_csv(tmp_path/'b.csv', index=False)
+    runs = {}
+    for name in ('a', 'b'):
+        p = cli('predict', folder, tmp_path/f'{name}.csv', '--out', tmp_path/f'e{name}.csv', '--explain', '--proba')
+        assert p.returncode == 0, p.stderr
+        assert 'monitoring reference' in p.stdout, p.stdout
+        runs[name] = pd.read_csv(tmp_path/f'e{name}.csv')
+    for ex in runs.values():
+        contrib = [c for c in ex.columns if c.startswith('contrib_')]
+        chosen = ex.apply(lambda r: r[f'proba_{r.explained_class}'], axis=1)
+        assert ((ex[contrib].sum(axis=1) + ex.base_value - chosen).abs() < 1e-6).all()
+    assert abs(runs['a'].base_value[0] - runs['b'].base_value[0]) < 1e-9      # row 0: the base does not depend on DATA
+    # a bare bundle still works: the scored rows are the background (and the output says so)
+    p = cli('predict', model, tmp_path/'b.csv', '--out', tmp_path/'bare.csv', '--explain')
+    assert p.returncode == 0 and 'a sample of DATA' in p.stdout, p.stdout + p.stderr
