@@ -243,3 +243,25 @@ def test_predict_explain_draws_the_background_from_the_bundle_reference(penguins
     # a bare bundle still works: the scored rows are the background (and the output says so)
     p = cli('predict', model, tmp_path/'b.csv', '--out', tmp_path/'bare.csv', '--explain')
     assert p.returncode == 0 and 'a sample of DATA' in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.slow
+def test_fit_gives_the_line_the_command_budget_less_the_saving_reserve(data, tmp_path):
+    "The line's budget ends at the process's start + --time-budget - save_reserve: start-up is already spent, saving comes after."
+    import json
+    from assembly_line.cli import save_reserve
+    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 15, '--jobs', 1, '--include', 'linear',
+            '--out', tmp_path/'m')
+    assert p.returncode == 0, p.stderr
+    run = json.loads((tmp_path/'m'/'run.json').read_text())
+    assert 0 < run['fit_seconds_given'] < 15 - save_reserve(15), run   # strictly less: the interpreter's start counted
+    assert save_reserve(10) == 3 and save_reserve(100) == 15           # a share of the budget, with a floor
+
+
+@pytest.mark.slow
+def test_deterministic_fit_gets_no_clock_budget(data, tmp_path):
+    import json
+    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 15, '--jobs', 1, '--include', 'linear',
+            '--deterministic', '--out', tmp_path/'m')
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path/'m'/'run.json').read_text())['fit_seconds_given'] == 15

@@ -119,3 +119,18 @@ def test_deterministic_mode_same_models_and_bundle_hash(tmp_path):
     mb = json.loads((b.save(tmp_path/'b')/'manifest.json').read_text())['files']
     assert ma['model.skops'] == mb['model.skops']
     assert ma['schema.json'] == mb['schema.json']
+
+
+@pytest.mark.slow
+def test_a_callers_budget_caps_every_stage_and_the_refit_falls_back_at_its_deadline():
+    "`fit(df, budget=...)`: the earlier end wins; a refit with no time left keeps the fold models instead of running over."
+    from assembly_line.core import Budget
+    df = load_example('penguins')
+    line = AssemblyLine('species', time_budget=60, include=['linear', 'random_forest'], n_jobs=1, tune=False, seed=0)
+    line.fit(df, budget=Budget(20))
+    assert line.fit_seconds_given_ <= 20
+    assert all(st.given <= 20 for st in line.stage_times_), line.stage_times_
+    model = line.model_
+    note = line._refit(line.prepare(df), line.target_of(df).to_numpy(), 0., len(line.folds_))
+    assert note.startswith('kept fold models'), note
+    assert line.model_ is model                           # the predictor is untouched
