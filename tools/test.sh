@@ -2,7 +2,9 @@
 # The project's test command (README, .ci/run): fails if any part fails.
 #   1. bootstrap .venv (editable install with everything tests need)
 #   2. the exported library is in sync with the notebooks, and the notebooks are clean
-#   3. nbdev_test over nbs/ (slow cells included; FAST=1 skips them)
+#   3. the notebooks' tests (nbdev's test_nb, slow cells included; FAST=1 skips them), each notebook in its own
+#      process group with a time limit (tools/test_nbs.py), so a notebook that leaves a thread or a process
+#      behind cannot keep CI waiting
 #   4. pytest over tests/ (ends on pytest's summary line)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +27,9 @@ if [ "$before" != "$after" ]; then
 fi
 echo "in sync"
 
-echo "== 2/3 nbdev_test over nbs/"
+echo "== 2/3 notebook tests over nbs/"
 flags="slow"; [ "${FAST:-0}" = "1" ] && flags=""
-nbdev_test --path nbs --flags "$flags" --timing --n_workers 2
+python tools/test_nbs.py --path nbs --flags "$flags" --n_workers 2 --timeout 900 --retries 1
 
 echo "== 3/3 pytest over tests/"
 pytest tests "$@"
