@@ -154,3 +154,20 @@ def _isolated_home(tmp_path_factory):
     for k, v in old.items():
         if v is None: os.environ.pop(k, None)
         else: os.environ[k] = v
+
+
+# --- a Dask cluster --------------------------------------------------------------------------------------------
+
+ONE_THREAD = {v: '1' for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')}
+
+@pytest.fixture(scope='module')
+def dask_client():
+    """A `Client` on a fresh LocalCluster of two worker processes, one thread each, per test module.
+
+    One thread for OpenMP and BLAS in the workers too (`ONE_THREAD`): they would otherwise inherit the test run's
+    OMP_NUM_THREADS, and two workers each spinning two OpenMP threads on two busy cores fit a small boosting model
+    ten times slower than one thread does."""
+    distributed = pytest.importorskip('distributed')
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  env=ONE_THREAD) as cluster, distributed.Client(cluster) as client:
+        yield client

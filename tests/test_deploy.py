@@ -462,17 +462,16 @@ def test_score_many_sequential(adult_line, adult_bundle, fresh, tmp_path):
 
 @pytest.mark.dask
 @pytest.mark.slow
-def test_score_many_on_a_dask_local_cluster(adult_line, fresh, tmp_path, reg, adult_bundle):
-    from dask.distributed import LocalCluster, Client
+def test_score_many_on_a_dask_local_cluster(adult_line, fresh, tmp_path, reg, adult_bundle, dask_client):
     line, _ = adult_line
     reg.register(adult_bundle, 'adult', alias='champion', card=False)
     X = fresh.drop(columns='income')
     files = []
     for i in range(4):
         f = tmp_path/f'part{i}.csv'; X.iloc[i*150:(i+1)*150].to_csv(f, index=False); files.append(f)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
-        rs = score_many('adult@champion', files, tmp_path/'out', client=client, registry=reg, proba=True, chunksize=100)
-        workers = {w for w in client.run(lambda: os.getpid()).values()}
+    client = dask_client
+    rs = score_many('adult@champion', files, tmp_path/'out', client=client, registry=reg, proba=True, chunksize=100)
+    workers = {w for w in client.run(lambda: os.getpid()).values()}
     assert [r.rows for r in rs] == [150]*4 and all(r.model == 'adult@1' for r in rs)
     assert len(workers) == 2 and os.getpid() not in workers
     got = pd.concat([pd.read_csv(tmp_path/'out'/f'part{i}.pred.csv') for i in range(4)], ignore_index=True)

@@ -1,5 +1,5 @@
 "Contracts, budgets, bad input and the Dask path of `assembly_line.training`."
-import subprocess, sys, time
+import subprocess, sys
 import numpy as np, pandas as pd, pytest
 from sklearn.compose import make_column_selector, make_column_transformer
 from sklearn.ensemble import RandomForestClassifier
@@ -175,11 +175,13 @@ def test_failed_model_recorded_others_continue(penguins):
 def test_tiny_budget_stops_a_running_fit(adult):
     X, y = adult
     big = pipe(RandomForestClassifier(n_estimators=4000), scale=False)
-    t0 = time.monotonic()
     r = cross_fit(big, X, y, 5, 'binary', budget=1.5, seed=0)
-    took = time.monotonic() - t0
-    assert took < 1.5 + 5, took
     assert r.completed < r.n_folds and r.n_folds == 5
+    # one worker: the fit running at the deadline was stopped, not waited for, and none started after it
+    assert 'stopped' in r.fold_status, r.fold_status
+    k = r.fold_status.index('stopped')
+    assert r.fold_status == ['done'] * k + ['stopped'] + ['skipped'] * (4 - k), r.fold_status
+    assert '1 running fit(s) stopped' in r.stopped and f"{4 - k} fold(s) not started" in r.stopped, r.stopped
     assert r.fold_status.count('done') == r.completed and 'skipped' in r.fold_status
     assert 'budget spent' in r.stopped and r.error is None
     assert np.isnan(r.oof[~r.oof_mask]).all() and r.oof_mask.sum() == sum(len(v) for (_, v), s in zip(r.fold_indices, r.fold_status) if s == 'done')
@@ -187,10 +189,9 @@ def test_tiny_budget_stops_a_running_fit(adult):
 
 def test_spent_budget_skips_everything(penguins):
     X, y = penguins
-    t0 = time.monotonic()
     r = cross_fit(pipe(LogisticRegression()), X, y, 3, 'multiclass', budget=Budget(0))
-    assert time.monotonic() - t0 < 5
     assert r.completed == 0 and r.fold_status == ['skipped'] * 3 and '3 fold(s) not started' in r.stopped
+    assert r.fold_models == [None] * 3 and np.isnan(r.fold_fit_times).all() and np.isnan(r.oof).all()  # nothing ran
     res = train_candidates({'a': pipe(LogisticRegression()), 'b': pipe(LogisticRegression())}, X, y, 3, 'multiclass', budget=0)
     assert all(r.completed == 0 and r.stopped for r in res.values())
 
@@ -200,11 +201,10 @@ def test_stage_budget_shared(adult):
     X, y = adult
     cands = {'big': pipe(RandomForestClassifier(n_estimators=4000), scale=False),
              'tree': pipe(DecisionTreeClassifier(max_depth=4), scale=False)}
-    t0 = time.monotonic()
     res = train_candidates(cands, X, y, 3, 'binary', budget=25, per_model_budget=2, seed=0)
-    took = time.monotonic() - t0
-    assert took < 25 + 5, took
-    assert res['big'].completed < 3 and 'budget spent' in res['big'].stopped
+    big = res['big']           # its own 2 s, not the stage's 25: stopped while fitting, the rest never started
+    assert big.completed < 3 and 'budget spent' in big.stopped and big.fold_status.count('stopped') == 1, big.fold_status
+    assert big.fold_status[big.fold_status.index('stopped') + 1:] == ['skipped'] * (2 - big.fold_status.index('stopped'))
     assert res['tree'].ok, res['tree'].fold_status
 
 
@@ -225,14 +225,6 @@ def test_import_without_dask(penguins):
 
 # ---- Dask -----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope='module')
-def dask_client():
-    distributed = pytest.importorskip('distributed')
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-         distributed.Client(cluster) as client:
-        yield client
-
-
 @pytest.mark.dask
 def test_dask_same_oof_as_local(dask_client, penguins):
     X, y = penguins
@@ -251,12 +243,13 @@ def test_dask_budget_stops(dask_client, adult):
     X, y = adult
     cands = {'big': pipe(RandomForestClassifier(n_estimators=4000), scale=False),
              'tree': pipe(DecisionTreeClassifier(max_depth=4), scale=False)}
-    t0 = time.monotonic()
     res = train_candidates(cands, X, y, 4, 'binary', per_model_budget=2, client=dask_client, seed=0)
-    took = time.monotonic() - t0
-    assert took < 2 + 2 + 15, took                   # restarting the busy workers takes a few seconds
     r = res['big']
     assert r.completed < 4 and 'stopped' in r.fold_status and 'budget spent' in r.stopped
+    # two workers: at most two fits ran at the deadline (stopped); every fold after them was never started
+    n_stopped = r.fold_status.count('stopped')
+    assert 1 <= n_stopped <= 2 and f"{n_stopped} running fit(s) stopped" in r.stopped, (r.fold_status, r.stopped)
+    assert r.fold_status.count('skipped') == 0 or f"{r.fold_status.count('skipped')} fold(s) not started" in r.stopped
     assert res['tree'].ok, (res['tree'].fold_status, res['tree'].stopped, res['big'].stopped)  # the restarted cluster still serves the next model
     dask_client.wait_for_workers(2, timeout=30)
     assert dask_client.submit(sum, [1, 2]).result() == 3

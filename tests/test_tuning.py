@@ -1,7 +1,6 @@
 """Contracts of `assembly_line.tuning`: the budget holds for every method, trials are recorded with their states,
 seeds name the trials, bad input fails early, the zoo's spaces fit the zoo's pipelines, and a Dask cluster runs the trials."""
 from __future__ import annotations
-import time
 import numpy as np, pandas as pd, pytest
 from threadpoolctl import threadpool_limits
 from sklearn.pipeline import Pipeline
@@ -43,18 +42,28 @@ HSPACE = {'model__learning_rate': FloatRange(0.02, 0.3, log=True), 'model__max_l
           'model__max_iter': IntRange(10, 40)}
 
 
+def _fits_within(res, seconds):
+    """The search started no fit after its deadline, in the figures it recorded.
+
+    With `n_jobs=1` the fits run one after another, each starting after the call began and, if the deadline holds, before
+    it: so every complete trial's fits but the last one ended inside the budget. A busy machine makes fits slower and
+    fewer, never more; a search that kept starting fits after the deadline sums past it."""
+    ok = res.trials[res.trials.state == 'complete']
+    assert len(ok) >= 1
+    ran = ok.fit_time.sum() - ok.fit_time.max()
+    assert ran < seconds, f"{res.method}: {len(ok)} complete trials fitted for {ran:.2f} s before their last, budget {seconds:.2f} s"
+
+
 @pytest.mark.parametrize('method', METHODS)
 def test_budget_is_honoured(method, adult, hgb):
-    "Every method ends within the budget plus a little slack, with at least one complete trial and the rest recorded."
+    "Every method stops starting fits at its deadline, with at least one complete trial and the rest recorded."
     X, y = adult
     budget = 2.5
-    t0 = time.time()
     res = tune(hgb, dict(HSPACE), X, y, 'binary', folds=3, method=method, budget=budget, seed=0,
                n_trials=81 if method == 'halving' else None, grid_size=6)
-    took = time.time() - t0
-    assert took < budget + 2, f"{method} took {took:.1f}s for a {budget}s budget"
-    assert isinstance(res, TuningResult) and res.method == method and res.budget == pytest.approx(budget, abs=.1)
+    assert isinstance(res, TuningResult) and res.method == method and 0 < res.budget <= budget   # what was left at the start
     assert res.n_complete >= 1 and res.best_estimator is not None
+    _fits_within(res, res.budget)
     assert set(res.trials.state) <= {'complete', 'pruned', 'failed', 'timeout'}
     ok = res.trials[res.trials.state == 'complete']
     assert ok.score.notna().all() and all(len(f) == 3 for f in res.trials.fold_scores)
@@ -66,7 +75,8 @@ def test_budget_is_honoured(method, adult, hgb):
 def test_budget_object_and_refit_false(adult, hgb):
     X, y = adult
     res = tune(hgb, HSPACE, X, y, 'binary', folds=3, method='random', budget=Budget(1.5), refit=False)
-    assert res.best_estimator is None and res.elapsed < 1.5 + 2
+    assert res.best_estimator is None and 0 < res.budget <= 1.5
+    _fits_within(res, res.budget)          # without a refit the whole budget goes to the trials, and no more
 
 
 def test_trial_table_and_repr(adult, hgb):
@@ -174,12 +184,8 @@ def test_bad_input(adult, hgb):
 
 
 @pytest.fixture(scope='module')
-def client():
-    distributed = pytest.importorskip('distributed')
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    c = distributed.Client(cluster)
-    yield c
-    c.close(); cluster.close()
+def client(dask_client):
+    return dask_client     # conftest's cluster: one thread per worker, OpenMP included
 
 
 @pytest.mark.dask
