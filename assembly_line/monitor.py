@@ -818,7 +818,8 @@ def estimated_performance(store, # a `Store`
             rows += [dict(window_start=s, window_end=w.end, n=w.n, metric=m, estimate=np.nan, low=np.nan, high=np.nan, n_labelled=0,
                           realised=np.nan, covered=None, status='no_probabilities') for m in est.metrics]; continue
         lab = store.labelled_predictions(model, version, start=s, end=e)
-        y = w.log.request_id.map(dict(zip(lab.request_id, lab.label))).to_numpy(dtype=object)
+        lut = dict(zip(lab.request_id, lab.label))   # labels as stored (a map would make int labels float once one row lacks its label)
+        y = np.array([lut.get(r) for r in w.log.request_id], dtype=object)
         rows += est.estimate(_scores(w.log, est.task_, list(est.classes_)), y, s, w.end)
     return EstimateResult(pd.DataFrame(rows), est.alpha, model, version)
 
