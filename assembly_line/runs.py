@@ -14,8 +14,8 @@ from .core import ConfigError, DataError, default_home, file_hash, data_hash, li
 # %% auto #0
 __all__ = ['RUN_RECORD', 'RUN_MANIFEST', 'DEFAULT_NOTEBOOK', 'pipeline_dirs', 'line_notebooks', 'find_notebook',
            'notebook_parameters', 'coerce_params', 'read_params', 'params_from_dir', 'expand_grid', 'RunLog',
-           'input_table', 'name_list', 'split_kind', 'holdout_for', 'as_estimator', 'RunRecord', 'run_notebook',
-           'BatchResult', 'run_batch']
+           'input_table', 'name_list', 'split_kind', 'holdout_for', 'as_estimator', 'RunRecord', 'kernel_manager_class',
+           'run_notebook', 'BatchResult', 'run_batch']
 
 # %% ../nbs/97_runs.ipynb #1db5aa69
 RUN_RECORD = 'run_record.json'      # what a line notebook records about itself (stages, results), in its run folder
@@ -323,6 +323,32 @@ def _cell_seconds(output:Path)->list:
     except Exception: return []
     return [round(c.metadata.get('papermill', {}).get('duration') or 0., 3) for c in nb.cells if c.cell_type == 'code']
 
+def kernel_manager_class(transport:str|None=None, # 'ipc' (local Unix sockets) or 'tcp'; default 'ipc' where the platform has it
+                        ):
+    """The Jupyter kernel manager class runs use: IPC transport by default, so the kernel talks to papermill over Unix
+    sockets only this user can open, instead of loopback TCP that any local process can reach (and that ipykernel warns
+    about on every start: "Kernel is running over TCP without encryption")."""
+    from jupyter_client import KernelManager
+    from traitlets import default
+    transport = transport or ('tcp' if sys.platform == 'win32' else 'ipc')
+    if transport not in ('ipc', 'tcp'): raise ConfigError("unknown kernel transport", value=transport, expected=['ipc', 'tcp'])
+    if transport == 'tcp': return KernelManager
+    if transport not in _KERNEL_MANAGERS:
+        class IPCKernelManager(KernelManager):
+            "A kernel manager whose kernels listen on Unix sockets of their own in the Jupyter runtime folder."
+            @default('transport')
+            def _default_transport(self): return 'ipc'
+            @default('ip')   # jupyter_client's default, ./kernel-ipc-N, is shared by every kernel started in one folder: runs at once would collide
+            def _default_ip(self):
+                import uuid
+                from jupyter_core.paths import jupyter_runtime_dir
+                d = Path(jupyter_runtime_dir()); d.mkdir(parents=True, exist_ok=True)
+                return str(d/f"kernel-{uuid.uuid4().hex[:16]}-ipc")
+        _KERNEL_MANAGERS[transport] = IPCKernelManager
+    return _KERNEL_MANAGERS[transport]
+
+_KERNEL_MANAGERS = {}
+
 def run_notebook(notebook:str|Path|None=None, # a line notebook: path or name (default: the whole line)
                  params:dict|None=None, # parameter overrides, name → value (text is converted to the declared type)
                  out_dir:str|Path|None=None, # the run folder; default `<run home>/<notebook>-<UTC time>`
@@ -331,7 +357,9 @@ def run_notebook(notebook:str|Path|None=None, # a line notebook: path or name (d
                  kernel:str='python3', # the Jupyter kernel to execute with
                  timeout:float|None=None, # seconds a single cell may run (None: no limit)
                  progress:bool=False, # papermill's per-cell progress bar
-                 log_output:bool=False, # echo the notebook's output while it runs
+                 log_output:bool=False, # echo the notebook's output while it runs (papermill's logger: text, tables, warnings)
+                 stdout=None, # a text file (e.g. `sys.stdout`) to echo what the notebook prints, as it prints it
+                 transport:str|None=None, # the kernel's transport (see `kernel_manager_class`)
                 )->RunRecord:
     "Execute a line notebook with papermill into a run folder; write and return its run manifest."
     import papermill as pm
@@ -348,7 +376,8 @@ def run_notebook(notebook:str|Path|None=None, # a line notebook: path or name (d
     started, t0, error = _now(), time.perf_counter(), None
     try:
         pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name=kernel, progress_bar=progress,
-                            log_output=log_output, execution_timeout=timeout)
+                            log_output=log_output, execution_timeout=timeout, stdout_file=stdout,
+                            kernel_manager_class=kernel_manager_class(transport))
     except PapermillExecutionError as e:
         error = dict(cell_index=e.cell_index, exec_count=e.exec_count, ename=e.ename, evalue=e.evalue, source=e.source[:500])
     except Exception as e:   # a dead kernel, a cell over its timeout, a kernel that would not start
