@@ -1,11 +1,15 @@
 # Two commands on a fresh machine (each creates or reuses .venv and installs what it needs):
 #   make line   -- the whole line on a bundled real data set, with the embedded defaults
 #   make test   -- every test: notebooks in sync and clean, nbdev_test, pytest
-.PHONY: line test test-fast lab export clean-nbs bench wheel
+.PHONY: line tour test test-fast lab export clean-nbs bench wheel
 
 line:
 	bash tools/bootstrap.sh
 	.venv/bin/assembly-line run line -p example adult -p time_budget 60 -p deterministic False -p n_jobs -1
+
+tour:   # a model's whole life in one run (train, serve, replay traffic, monitor, retrain, promote, roll back) and its pages
+	bash tools/bootstrap.sh
+	.venv/bin/assembly-line tour
 
 test:
 	bash tools/test.sh

@@ -13,7 +13,7 @@ _IMPORTED = time.monotonic()
 __all__ = ['EXIT_OK', 'EXIT_ERROR', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'error_line', 'process_age', 'save_reserve', 'cmd_fit',
            'predictions_frame', 'cmd_predict', 'cmd_demo', 'cmd_run', 'cmd_batch', 'build_parser', 'main',
            'cmd_register', 'cmd_versions', 'cmd_promote', 'cmd_rollback', 'cmd_serve', 'cmd_monitor', 'cmd_retrain',
-           'add_lifecycle_commands']
+           'add_lifecycle_commands', 'cmd_tour', 'add_tour_command']
 
 # %% ../nbs/99_cli.ipynb #682fcfc0
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -467,3 +467,38 @@ def add_lifecycle_commands(sub, common, F):
     rt.set_defaults(func=cmd_retrain)
 
 _EXTRA_COMMANDS.append(add_lifecycle_commands)
+
+# %% ../nbs/99_cli.ipynb #e159780d
+def cmd_tour(args)->int:
+    "Run the tour notebook into a run folder, echo its progress (unless --quiet), and print where its pages are."
+    from assembly_line import runs
+    rec = runs.run_notebook('tour', _cli_params(args), args.out_dir, kernel=args.kernel, timeout=args.timeout,
+                            stdout=None if args.quiet else sys.stdout)
+    if not rec.ok:
+        print(f"error: the tour failed: {rec.error_line()} (the executed notebook: {rec.output})", file=sys.stderr)
+        return EXIT_ERROR
+    res = rec.results
+    print(f"the tour took {rec.elapsed:.0f} s; run folder {rec.out_dir}")
+    if res.get('challenger'):
+        print(f"champion v{res.get('bundle_version')}, challenger v{res['challenger']} ({res.get('decision')}, promoted by "
+              f"{res.get('promoted_by')}), rolled back to v{res.get('serving_after_rollback')}")
+    for title, path in (res.get('pages') or {}).items(): print(f"{title}: {path}")
+    return EXIT_OK
+
+def add_tour_command(sub, common, F):
+    "Add the `tour` subcommand to the parser."
+    t = sub.add_parser('tour', parents=[common], formatter_class=F, help='the whole life of a model in one run, with its pages',
+                       description='Train on the first year of hotel bookings, register, serve on loopback, replay the later months '
+                                   'as HTTP traffic with late labels, monitor (drift, performance, estimated performance), let the '
+                                   'retrain policy fire, compare and promote a challenger, roll back; write the evaluation report, '
+                                   'model card, /monitor page and audit trail into a run folder and print their paths.')
+    t.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
+                   help="set a tour parameter (repeatable), e.g. -p rows 4000 -p time_budget 10; see 'assembly-line run --list'")
+    t.add_argument('-f', '--params-file', action='append', metavar='params.yaml', help='YAML/JSON file of parameters (repeatable; -p wins)')
+    t.add_argument('--out-dir', default=None, metavar='DIR', help='run folder (default: runs/tour-<UTC time>, or $ASSEMBLY_LINE_HOME)')
+    t.add_argument('--kernel', default='python3', help='Jupyter kernel to execute with')
+    t.add_argument('--timeout', type=_positive(float), default=None, metavar='S', help='seconds any one cell may run (default: no limit)')
+    t.add_argument('--quiet', action='store_true', help='no progress lines: print only the summary and the pages')
+    t.set_defaults(func=cmd_tour)
+
+_EXTRA_COMMANDS.append(add_tour_command)

@@ -41,8 +41,8 @@ def test_parameters_cell_is_typed_commented_and_fully_parsed(name):
         assert p['type'] in ('str', 'int', 'float', 'bool'), (k, p)
         assert p['help'], f'{k} has no comment'
         assert type(p['default']).__name__ == p['type'], (k, p)
-    # stage and whole-line notebooks take any table; the decision example is a worked example on one data set
-    common = {'seed', 'out_dir'} if name == 'decisions' else {'example', 'data_path', 'target', 'seed', 'out_dir'}
+    # stage and whole-line notebooks take any table; the decision example and the tour are worked examples on one data set
+    common = {'seed', 'out_dir'} if name in ('decisions', 'tour') else {'example', 'data_path', 'target', 'seed', 'out_dir'}
     assert common <= set(ps)
 
 
