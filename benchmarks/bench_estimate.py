@@ -13,7 +13,8 @@
    on 1992-2002 by quarter, by year and in windows of 1,000 rows.
 4. Hotel bookings (sample of 6,000, as in 85_monitor): trained before March 2016, calibrated on March-June 2016, months after.
 Prints coverage (share of windows whose interval holds the realised value), the mean realised - estimate, and the mean
-interval half-width per metric.
+interval half-width per metric. Rows marked "sampling only (n_chunks=0)" switch the estimator's error model off (the
+interval is the simulated sampling spread with the map's bootstrap spread alone), to show what the error model costs in width.
 """
 import argparse, sys, time
 from pathlib import Path
@@ -28,6 +29,10 @@ def _summary(frame):
         t = ok[(ok.metric == m) & ok.realised.notna()]
         out[m] = (t.covered.astype(bool).mean(), (t.realised - t.estimate).mean(), ((t.high - t.low) / 2).mean(), len(t))
     return out
+
+def _errors(est):
+    "The error model in a line: bias ± se and tau per metric."
+    return ', '.join(f"{m} {e['bias']:+.4f}±{e['bias_se']:.4f} tau {e['tau']:.4f} ({e['chunks']} chunks)" for m, e in est.error_.items()) or 'none'
 
 def _row(name, summ):
     cells = ' | '.join(f"{c:.0%} ({b:+.3f}, ±{w:.3f})" for c, b, w, n in summ.values())
@@ -63,11 +68,15 @@ def stops():
     est = fit_estimator(line, rf.drop(columns='date'))
     P, y = line.predict_proba(lt.drop(columns=['date', 'personSearch'])), line.target_of(lt)
     print(f"stops: {len(tr):,} training, {len(rf):,} reference, {len(lt):,} later rows; calibration {est.method_}: "
-          f"ECE {est.calibration_['before']['ece']:.4f} -> {est.calibration_['after']['ece']:.4f}; dispersion {est.dispersion_}")
+          f"ECE {est.calibration_['before']['ece']:.4f} -> {est.calibration_['after']['ece']:.4f}; error model: {_errors(est)}")
     for name, kw in (('weekly', dict(time=lt.date, freq='W')), ('monthly', dict(time=lt.date, freq='MS')), ('1,000 stops', dict(size=1000))):
         yield f"Minneapolis stops, {name} (windows)", est.estimate_windows(P, y, **kw).frame
     anchors = pd.concat([est.estimate_windows(P, y, time=lt.date, freq=f'W-{d}').frame for d in ('SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT')])
     yield "Minneapolis stops, weekly, the 7 choices of week start pooled (windows)", anchors
+    bare = fit_estimator(line, rf.drop(columns='date'), n_chunks=0)                 # sampling interval only: no error model
+    yield "Minneapolis stops, weekly, sampling only (n_chunks=0) (windows)", bare.estimate_windows(P, y, time=lt.date, freq='W').frame
+    yield "Minneapolis stops, weekly pooled week starts, sampling only (n_chunks=0) (windows)", pd.concat(
+        [bare.estimate_windows(P, y, time=lt.date, freq=f'W-{d}').frame for d in ('SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT')])
     wide = fit_estimator(line, rf.drop(columns='date'), alpha=0.01, n_sim=4000)        # a 99% interval
     for name, kw in (('weekly', dict(time=lt.date, freq='W')), ('1,000 stops', dict(size=1000))):
         yield f"Minneapolis stops, {name}, 99% interval (windows)", wide.estimate_windows(P, y, **kw).frame
@@ -87,9 +96,12 @@ def rodents():
                             n_jobs=1).fit(tr.drop(columns='date'))
     est = fit_estimator(line, rf.drop(columns='date'))
     P, y = line.predict_proba(lt.drop(columns=['date', 'sex'])), line.target_of(lt)
-    print(f"rodents: {len(tr):,} training (1977-87), {len(rf):,} reference (1988-91), {len(lt):,} later rows; calibration {est.method_}; dispersion {est.dispersion_}")
+    print(f"rodents: {len(tr):,} training (1977-87), {len(rf):,} reference (1988-91), {len(lt):,} later rows; calibration {est.method_}; error model: {_errors(est)}")
     for name, kw in (('quarterly', dict(time=lt.date, freq='QS')), ('1,000 rows', dict(size=1000)), ('yearly', dict(time=lt.date, freq='YS'))):
         yield f"Portal rodents (sex), {name} (windows)", est.estimate_windows(P, y, **kw).frame
+    bare = fit_estimator(line, rf.drop(columns='date'), n_chunks=0)
+    for name, kw in (('quarterly', dict(time=lt.date, freq='QS')), ('yearly', dict(time=lt.date, freq='YS'))):
+        yield f"Portal rodents (sex), {name}, sampling only (n_chunks=0) (windows)", bare.estimate_windows(P, y, **kw).frame
 
 def hotel():
     from threadpoolctl import threadpool_limits
@@ -105,6 +117,7 @@ def hotel():
                             deterministic=True, n_jobs=1).fit(tr.drop(columns='arrival_date'))
     est = fit_estimator(line, rf.drop(columns='arrival_date'))
     P = line.predict_proba(lt.drop(columns=['is_canceled', 'arrival_date']))
+    print(f"hotel: error model: {_errors(est)}")
     yield "hotel bookings, monthly (windows)", est.estimate_windows(P, lt.is_canceled.to_numpy(), time=lt.arrival_date, freq='MS').frame
 
 def diagnose():
@@ -122,12 +135,13 @@ def diagnose():
     f = est.estimate_windows(P, cl[c], time=lt.date, freq='W').table('roc_auc'); f = f[(f.status == 'ok') & (f.n >= 300)]
     t = pd.DatetimeIndex(lt.date.to_numpy())
     z = []
-    for a, b, e, r in zip(f.window_start, f.window_end, f.estimate, f.realised):
+    for a, b, e, r in zip(f.window_start, f.window_end, f.expected, f.realised):
         i = np.flatnonzero((t >= a) & (t < b))
         z.append((r - e) / np.nanstd(simulated_metrics(P[i], [calibrate_matrix(P[i], m) for m in est.boot_maps_], 1000)['roc_auc']))
     z = np.array(z)
-    print(f"2. weekly z = (realised - estimate) / simulated sd, {len(z)} weeks: RMS {np.sqrt(np.mean(z ** 2)):.2f}, mean {z.mean():+.2f}; "
-          f"reference chunks: RMS {np.sqrt(np.mean(np.square(est.chunk_z_['roc_auc']))):.2f}, mean {np.mean(est.chunk_z_['roc_auc']):+.2f}")
+    zc = np.array(est.chunk_errors_['roc_auc']['difference']) / np.sqrt(est.chunk_errors_['roc_auc']['variance'])
+    print(f"2. weekly z = (realised - expected) / simulated sd, {len(z)} weeks: RMS {np.sqrt(np.mean(z ** 2)):.2f}, mean {z.mean():+.2f}; "
+          f"reference chunks: RMS {np.sqrt(np.mean(zc ** 2)):.2f}, mean {zc.mean():+.2f}; error model {_errors(est)}")
     x = lambda M, Q: expected_metrics(M, Q)['roc_auc']
     print(f"3. ROC-AUC realised: reference {realised_metrics(R, cr)['roc_auc']:.4f}, later {realised_metrics(P, c)['roc_auc']:.4f}; "
           f"expected with the reference's map: on the reference {x(R, calibrate_matrix(R, est.maps_)):.4f}, later {x(P, calibrate_matrix(P, est.maps_)):.4f}; "

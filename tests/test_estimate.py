@@ -5,7 +5,7 @@ from sklearn.metrics import roc_auc_score, f1_score, accuracy_score
 from assembly_line.core import ConfigError, DataError, IntegrityError, NotFittedError
 from assembly_line.estimate import (ESTIMABLE, ESTIMATOR_FILE, PerformanceEstimator, EstimateResult, proba_matrix, label_codes,
                                     reference_scores, fit_calibration_maps, calibrate_matrix, calibration_error, expected_metrics,
-                                    simulated_metrics, realised_metrics, fit_estimator, write_estimator, read_estimator)
+                                    simulated_metrics, realised_metrics, fit_estimator, write_estimator, read_estimator, random_effects)
 
 W = np.array([[1.5, -1.0, 0.5], [0.3, 1.2, -0.8], [0.0, 0.5, 1.0]])
 
@@ -45,6 +45,51 @@ def test_interval_covers_after_isotonic_calibration_under_input_drift():
 def test_interval_covers_multiclass():
     cov = _coverage(3, range(60), 'auto', distort=0.6, n_ref=1500, n_win=400)
     assert min(cov.values()) >= 0.9, cov
+
+def _wobbling(rng, n_chunks, rows, sd):
+    "Stretches of rows whose labels follow the model's logit with a slope and an offset of their own (a known concept wobble, sd `sd`)."
+    P, y = [], []
+    for _ in range(n_chunks):
+        z = rng.normal(0, 1.5, rows)
+        a, b = (1 + rng.normal(0, sd), rng.normal(0, sd)) if sd else (1., 0.)
+        y.append((rng.random(rows) < 1 / (1 + np.exp(-(a * z + b)))).astype(int))
+        P.append(1 / (1 + np.exp(-z)))
+    return P, y
+
+def _window_rows(est, Pw, yw):
+    rows = pd.DataFrame([r for p, y in zip(Pw, yw) for r in est.estimate(p, y)])
+    return {m: (t.covered.astype(bool).mean(), ((t.high - t.low) / 2).mean()) for m, t in rows.groupby('metric')}
+
+def test_random_effects_finds_a_known_bias_and_spread():
+    rng = np.random.default_rng(1)
+    v = rng.uniform(0.5, 2, 300) * 1e-4
+    fit = random_effects(0.02 + rng.normal(0, 0.03, 300) + rng.normal(0, np.sqrt(v)), v)
+    assert abs(fit['bias'] - 0.02) < 0.005 and abs(fit['tau'] - 0.03) < 0.005 and fit['df'] == 298, fit
+    none = random_effects(rng.normal(0, np.sqrt(v)), v)
+    assert none['tau'] < 0.005 and abs(none['bias']) < 3 * none['bias_se'], none
+    with pytest.raises(DataError, match='at least 3 chunks'): random_effects([0., np.nan, 0.1], [1e-4, 1e-4, 1e-4])
+
+def test_interval_widens_when_reference_stretches_show_estimation_error():
+    "Reference stretches whose outcome relation wobbles (known, sd 0.3): the error model learns tau and its intervals hold later windows with the same wobble; the sampling interval alone does not."
+    rng = np.random.default_rng(0)
+    Pr, yr = _wobbling(rng, 20, 200, 0.3); Pw, yw = _wobbling(rng, 30, 300, 0.3)
+    est = PerformanceEstimator(n_boot=20, n_sim=300, seed=0).fit(np.concatenate(Pr), np.concatenate(yr))
+    bare = PerformanceEstimator(n_boot=20, n_sim=300, seed=0, n_chunks=0).fit(np.concatenate(Pr), np.concatenate(yr))
+    assert bare.error_ == {} and min(e['tau'] for e in est.error_.values()) > 0.02, est.error_
+    withe, without = _window_rows(est, Pw, yw), _window_rows(bare, Pw, yw)
+    for m in ESTIMABLE:
+        assert withe[m][0] >= 0.85 and without[m][0] <= 0.75, (m, withe, without)
+        assert withe[m][1] > 1.5 * without[m][1], (m, withe, without)
+
+def test_steady_reference_keeps_the_sampling_interval():
+    "No wobble: tau comes out near zero and the interval stays close to the sampling interval (the error model is not a blanket widening)."
+    rng = np.random.default_rng(2)
+    Pr, yr = _wobbling(rng, 20, 200, 0.); Pw, yw = _wobbling(rng, 30, 300, 0.)
+    est = PerformanceEstimator(n_boot=20, n_sim=300, seed=0).fit(np.concatenate(Pr), np.concatenate(yr))
+    bare = PerformanceEstimator(n_boot=20, n_sim=300, seed=0, n_chunks=0).fit(np.concatenate(Pr), np.concatenate(yr))
+    assert max(e['tau'] for e in est.error_.values()) < 0.01, est.error_
+    withe, without = _window_rows(est, Pw, yw), _window_rows(bare, Pw, yw)
+    for m in ESTIMABLE: assert withe[m][0] >= 0.9 and withe[m][1] < 1.25 * without[m][1], (m, withe, without)
 
 def test_uncalibrated_probabilities_give_a_wrong_estimate():
     "The same miscalibrated output used as it is: the estimate misses, so calibration is what makes it right (the tests can fail)."
@@ -205,6 +250,7 @@ def test_json_round_trip_and_bad_files(tmp_path):
     assert read_estimator(f).source_ == 'simulated'
     with pytest.raises(DataError, match='not a performance estimator'): PerformanceEstimator.from_json('{"format": "x"}')
     with pytest.raises(DataError, match='not valid JSON'): PerformanceEstimator.from_json('{')
+    with pytest.raises(DataError, match='fit it again'): PerformanceEstimator.from_json('{"format": "assembly_line.estimator/1"}')
     with pytest.raises(DataError, match='no estimator file'): read_estimator(tmp_path/'missing.json')
 
 
