@@ -6,13 +6,13 @@
 __all__ = ['spool_folder', 'batch_line', 'line_rows', 'segments', 'read_segment', 'IngestReport', 'ingest', 'PredictionLog']
 
 # %% ../nbs/91_predlog.ipynb #541d3711
-import os, re, json, time, fcntl, hashlib, logging, secrets, threading, datetime as dt
+import os, re, time, fcntl, hashlib, logging, secrets, threading, datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 import sqlalchemy as sa
 from .core import ConfigError, StoreError, default_home
-from .store import Store, predictions, json_dumps
-import orjson
+from .store import Store, predictions, json_dumps, _JSONText
+import orjson, msgspec
 
 # %% ../nbs/91_predlog.ipynb #590e2baa
 def spool_folder(store, # a `Store` or a store URL
@@ -29,7 +29,6 @@ def spool_folder(store, # a `Store` or a store URL
 
 # %% ../nbs/91_predlog.ipynb #fdb79d43
 _FORMAT = 1     # the `v` field of a line: a reader refuses lines of a format it does not know
-_KEYS = ('ids', 'model', 'version', 'ts', 'latency_ms', 'predictions', 'inputs')
 
 def _dumps(obj)->bytes:
     try: return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -57,24 +56,37 @@ def batch_line(request_ids:list, # one id per record (≤ 64 characters each)
     return _dumps(dict(v=_FORMAT, ids=list(request_ids), model=model, version=version, ts=ts.isoformat(),
                        latency_ms=latency_ms, predictions=predictions, classes=classes, scores=scores, inputs=ins)) + b'\n'
 
-_LONG_INT = re.compile(rb'\d{19,}')
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    "A line as `line_rows` reads it: every field typed; each input record kept as its bytes."
+    v: int
+    ids: list[str]
+    model: str
+    version: int|None
+    ts: str
+    latency_ms: float|None
+    predictions: list
+    inputs: list[msgspec.Raw]
+    classes: list|None = None
+    scores: list[list[float|None]]|None = None     # null: a score that was not finite
 
-def _loads(line:bytes):
-    "A line's JSON: orjson's parser, or the standard one where a run of 19+ digits may be an integer beyond 64 bits (orjson reads those as floats)."
-    return json.loads(line) if _LONG_INT.search(line) else orjson.loads(line)
+_DECODE = msgspec.json.Decoder(_Line)
 
-def line_rows(batch:dict)->list:
-    "The store rows (`Store.log_predictions`) of one parsed line; `ValueError` naming what is wrong with a line that is not one."
-    if not isinstance(batch, dict) or batch.get('v') != _FORMAT or any(k not in batch for k in _KEYS):
-        raise ValueError(f"not a prediction-log line of format {_FORMAT}")
-    ids, ins, preds, scores, classes = batch['ids'], batch['inputs'], batch['predictions'], batch.get('scores'), batch.get('classes')
-    if not (len(ids) == len(ins) == len(preds)) or (scores is not None and len(scores) != len(ids)):
-        raise ValueError(f"{len(ids)} ids, {len(ins)} inputs, {len(preds)} predictions: the counts differ")
-    ts = dt.datetime.fromisoformat(batch['ts'])
-    outs = ([{'prediction': p} for p in preds] if scores is None else
-            [{'prediction': p, 'proba': dict(zip(classes, s))} for p, s in zip(preds, scores)])
-    return [dict(request_id=r, model=batch['model'], version=batch['version'], ts=ts, inputs=i, outputs=o,
-                 latency_ms=batch['latency_ms']) for r, i, o in zip(ids, ins, outs)]
+def line_rows(line:bytes)->list:
+    "The store rows of one line (inputs and outputs as JSON text, for `Store._log_rows`); `ValueError` saying what is wrong with a line that is not one."
+    try: b = _DECODE.decode(line)
+    except msgspec.DecodeError as e: raise ValueError(f"not a prediction-log line: {e}") from None
+    ids, n = b.ids, len(b.ids)
+    if b.v != _FORMAT: raise ValueError(f"a line of format {b.v}; this reader knows format {_FORMAT}")
+    if not (len(b.inputs) == len(b.predictions) == n) or (b.scores is not None and (len(b.scores) != n or b.classes is None)):
+        raise ValueError(f"{n} ids, {len(b.inputs)} inputs, {len(b.predictions)} predictions: the counts differ")
+    if n and max(map(len, ids)) > 64: raise ValueError("a request id longer than 64 characters")
+    ts = dt.datetime.fromisoformat(b.ts)
+    if ts.tzinfo is None: raise ValueError(f"a time without its time zone: {b.ts}")
+    outs = ([{'prediction': p} for p in b.predictions] if b.scores is None else
+            [{'prediction': p, 'proba': dict(zip(b.classes, s))} for p, s in zip(b.predictions, b.scores)])
+    outs = [_JSONText(_dumps(o), 'utf-8') for o in outs]
+    return [dict(request_id=r, ts=ts, model=b.model, version=b.version, inputs=_JSONText(bytes(i), 'utf-8'), outputs=o,
+                 latency_ms=b.latency_ms) for r, i, o in zip(ids, b.inputs, outs)]
 
 # %% ../nbs/91_predlog.ipynb #e621a8f0
 _SEGMENT = re.compile(r'^\d{20}-\d+-[0-9a-f]{8}\.(open|seg)$')
@@ -111,8 +123,8 @@ def read_segment(path, # a segment file
         if end < 0:
             if not live: problems.append(f"{Path(path).name}: line {k} (byte {pos}) is torn: {len(data)-pos} bytes without an end, skipped")
             break
-        try: rows += line_rows(_loads(data[pos:end]))
-        except (ValueError, TypeError, KeyError) as e:
+        try: rows += line_rows(data[pos:end])
+        except ValueError as e:
             problems.append(f"{Path(path).name}: line {k} (byte {pos}) skipped: {str(e)[:200]}")
         pos = end + 1
     return rows, problems
@@ -148,13 +160,21 @@ def _stored(store:Store, ids:list)->set:
     return got
 
 def _insert_new(store:Store, rows:list, rep:IngestReport):
-    "Insert the rows whose request id is not stored yet (one transaction); raises `StoreError`."
-    have = _stored(store, [r['request_id'] for r in rows])
-    new = []
+    """Insert the rows whose request id is not stored yet, in one transaction; raises `StoreError`. The first try inserts
+    them all (a segment's first ingest: no query before); only when the store says some ids are taken (a second ingest
+    after a crash, a repeated id) are the stored ones looked up and left out."""
+    seen, new = set(), []
     for r in rows:
-        if r['request_id'] in have: rep.skipped += 1
-        else: have.add(r['request_id']); new.append(r)
-    if new: store.log_predictions(new)
+        if r['request_id'] in seen: rep.skipped += 1
+        else: seen.add(r['request_id']); new.append(r)
+    if not new: return
+    try: store._log_rows(new); rep.rows += len(new); return      # rows made right by `line_rows`: past the store's checks
+    except StoreError as e:
+        if e.column != 'request_id': raise                          # not "already logged": refused or down
+    have = _stored(store, [r['request_id'] for r in new])
+    new = [r for r in new if r['request_id'] not in have]
+    rep.skipped += len(have)
+    if new: store._log_rows(new)
     rep.rows += len(new)
 
 def _ingest_one(store:Store, path:Path, live:bool, rep:IngestReport)->bool:
@@ -167,8 +187,8 @@ def _ingest_one(store:Store, path:Path, live:bool, rep:IngestReport)->bool:
         if _store_down(e): rep.error = f"{type(e).__name__}: {e}"[:500]; return False
         bad = []
         for line in Path(path).read_bytes().splitlines(keepends=True):   # refused rows: line by line, keep what is refused
-            try: _insert_new(store, line_rows(_loads(line)), rep)
-            except (ValueError, TypeError): pass                           # skipped and reported by `read_segment`
+            try: _insert_new(store, line_rows(line), rep)
+            except ValueError: pass                                        # skipped and reported by `read_segment`
             except StoreError as e2:
                 if _store_down(e2): rep.error = f"{type(e2).__name__}: {e2}"[:500]; return False
                 bad.append(line); rep.problems.append(f"{path.name}: a line refused by the store, kept in rejected/: {str(e2)[:200]}")
