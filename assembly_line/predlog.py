@@ -155,8 +155,11 @@ def _store_down(exc)->bool:
 def _stored(store:Store, ids:list)->set:
     "The request ids among `ids` that the store's `predictions` table holds already."
     got, col = set(), predictions.c.request_id
-    with store.engine.connect() as c:
-        for i in range(0, len(ids), 500): got.update(c.execute(sa.select(col).where(col.in_(ids[i:i+500]))).scalars())
+    try:
+        with store.engine.connect() as c:
+            for i in range(0, len(ids), 500): got.update(c.execute(sa.select(col).where(col.in_(ids[i:i+500]))).scalars())
+    except sa.exc.SQLAlchemyError as e:            # the driver's error as the cause: `_store_down` judges it
+        raise StoreError(f"looking up stored request ids failed: {str(e).splitlines()[0][:300]}", file=store.url) from e
     return got
 
 def _insert_new(store:Store, rows:list, rep:IngestReport):
