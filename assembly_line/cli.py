@@ -345,6 +345,15 @@ def _registry(args):
     from assembly_line.deploy import Registry
     return Registry(args.store, root=args.root)
 
+def _ingest_log(store):
+    """Store every prediction a service has answered (`predlog.ingest` of the store's spool, live segments included)
+    before a command reads the log; lines it had to skip are reported on stderr."""
+    from assembly_line.predlog import ingest
+    rep = ingest(store, include_open=True)
+    for p in rep.problems[:20]: print(f"prediction log: {p}", file=sys.stderr)
+    if rep.error: print(f"prediction log: not ingested ({rep.error}); the report may miss recent predictions", file=sys.stderr)
+    return rep
+
 def cmd_register(args)->int:
     "Register a bundle folder as the next version of a named model (with its model card and, given data, a monitoring reference)."
     from assembly_line.line import AssemblyLine
@@ -392,6 +401,7 @@ def cmd_monitor(args)->int:
     "Compute drift and performance over the prediction log, print the alerts, write the HTML report."
     from assembly_line.monitor import monitor, read_reference
     reg = _registry(args)
+    _ingest_log(reg.store)
     mv, path = reg.resolve(args.model)
     name = mv.name if mv else args.model
     rep = monitor(reg.store, name, read_reference(path), version=args.version, freq=args.freq, size=args.size,
@@ -407,6 +417,7 @@ def cmd_monitor(args)->int:
 def cmd_retrain(args)->int:
     "Run the retrain policy once: retrain, compare with a paired bootstrap, promote or keep."
     from assembly_line.feedback import run_feedback_once
+    _ingest_log(_registry(args).store)
     rep = run_feedback_once(args.store, args.model, policy=args.policy, base_data=args.base_data, force=args.force,
                             registry_root=args.root, promote=not args.no_promote)
     print(_md(rep))

@@ -276,7 +276,7 @@ def test_the_monitor_page_shows_the_estimate(adult_line, sqlite_url, tmp_path):
     with running(app) as c:
         r = c.post('/predict', json={'records': records}); assert r.status_code == 200, r.text
         ids = r.json()['request_ids']
-        assert app.state.service.logger.flush()
+        assert app.state.service.ingest().error is None
         assert Store(sqlite_url).count_predictions() == 600
         truth = [str(v) for v in line.target_of(served)]
         r = c.post('/labels', json={'labels': [dict(request_id=i, label=l) for i, l in zip(ids[:400], truth[:400])]})

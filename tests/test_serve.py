@@ -10,7 +10,7 @@ uvicorn = pytest.importorskip('uvicorn')
 from assembly_line.core import IntegrityError, StoreError
 from assembly_line.store import Store
 from assembly_line.deploy import Registry
-from assembly_line.serve import create_app, records_frame, PredictionLogger, LogEntry
+from assembly_line.serve import create_app, records_frame
 
 TOKEN = 'test-admin-token-123'
 
@@ -180,7 +180,7 @@ def test_typed_batch_decoding_matches_the_general_path(adult_bundle, sqlite_url,
             a, b = svc.predict(fast, proba=True), svc.predict(general, proba=True)
             assert (a['predictions'], a['probabilities']) == (b['predictions'], b['probabilities'])
         c = svc.predict(general)                                       # no probabilities asked for: the log still keeps them
-        assert svc.logger.close()
+        assert svc.predlog.close()
         log = Store(sqlite_url).get_predictions().set_index('request_id')
         assert [log.inputs[r] for r in a['request_ids'][:2]] == recs[:2]  # the records as sent, target and all
         assert [log.outputs[r] for r in c['request_ids']] == [{'prediction': p, 'proba': q} for p, q in zip(b['predictions'], b['probabilities'])]
@@ -430,7 +430,6 @@ def test_stop_under_load_logs_every_answer(adult_bundle, tmp_path, rows, sig):
         stop.set()
         proc.wait(60)
     assert len(sent) >= 2000 and queued['pending'] > 0, (len(sent), queued)   # the stop really met a queued log
-    assert queued['writer'] == 'process'                    # `serve` writes the log from its writer process
     logged = set(Store(url).get_predictions()['request_id'])
     missing = set(sent) - logged
     assert len(missing) == 0, f"{len(missing)} of {len(sent)} answered predictions are not in the log ({queued})"
@@ -445,7 +444,7 @@ def test_no_unlogged_answer_after_close(adult_bundle, sqlite_url, rows):
     late = TestClient(app).post('/predict', json=recs[1])       # no lifespan here: the service stays closed
     assert late.status_code == 503 and late.json()['error'] == 'ShuttingDown'
     more = svc.predict(recs[2:5])['request_ids']                 # e.g. a model call that was already under way
-    assert svc.logger.closed and svc.logger.stats()['pending'] == 0
+    assert svc.predlog.closed and svc.predlog.stats()['pending'] == 0
     assert set(Store(sqlite_url).get_predictions()['request_id']) == set(first + more)
 
 def test_answers_take_the_fast_json_path(adult_bundle, sqlite_url, rows):
@@ -464,192 +463,57 @@ def _wait_for(cond, timeout=5.0):
     while not cond() and time.monotonic() < end: time.sleep(0.01)
     return cond()
 
-def _entry(tag, n=50):
-    return LogEntry([f"{tag}-{i}" for i in range(n)], 'm', 1, [{'x': i} for i in range(n)], [0]*n, None, 1.0,
-                    pd.Timestamp.now(tz='UTC').to_pydatetime())
-
-def test_logger_writes_between_predictions(sqlite_url):
-    "A write that falls due while predictions run waits for them to finish, but never longer than `max_defer`."
-    st = Store(sqlite_url)
-    entry = _entry
-    lg = PredictionLogger(st, interval=0.02, batch=100, max_defer=30)
-    lg.busy_begin(); lg.busy_begin()                       # two predictions running (model thread and event loop)
-    lg.submit(entry('a'))
-    time.sleep(0.3)
-    assert lg.stats()['written'] == 0 and lg.stats()['pending'] == 50
-    lg.busy_end()
-    time.sleep(0.2)
-    assert lg.stats()['written'] == 0                      # one still runs
-    lg.busy_end()
-    assert _wait_for(lambda: lg.stats()['written'] == 50)  # idle: written at once
-    lg.close()
-    cap = PredictionLogger(st, interval=0.02, batch=100, max_defer=1.0)
-    cap.busy_begin()                                       # a load that never pauses
-    t0 = time.monotonic(); cap.submit(entry('b'))
-    assert _wait_for(lambda: cap.stats()['written'] == 50) and time.monotonic() - t0 >= 0.95
-    cap.submit(entry('d'))
-    assert cap.close() and cap.stats()['written'] == 100   # close writes everything, busy or not
-    many = PredictionLogger(st, interval=0.02, batch=100, max_defer=3600)
-    many.busy_begin()                                      # busy for good, and a deferral of an hour
-    many.submit(entry('c', 400))                           # 4 batches wait: no deferral at all
-    assert _wait_for(lambda: many.stats()['written'] == 400, timeout=60)
-    many.close()
-    assert set(st.get_predictions()['request_id']) >= {f"{t}-0" for t in 'abcd'}
-
-def test_logger_waits_for_a_quiet_moment(sqlite_url):
-    "Requests back to back, with gaps shorter than `quiet` between them: nothing is written until the gaps get longer."
-    lg = PredictionLogger(Store(sqlite_url), interval=0.01, batch=10_000, max_defer=30, quiet=0.5)  # 100× the gaps: a slow CI stalls less
-    lg.submit(_entry('q'))
-    end = time.monotonic() + 0.6
-    while time.monotonic() < end:                        # a request every 10 ms, idle 5 ms between them
-        lg.busy_begin(); time.sleep(0.005); lg.busy_end(); time.sleep(0.005)
-    assert lg.stats()['written'] == 0                    # the old logger wrote in the first gap
-    assert _wait_for(lambda: lg.stats()['written'] == 50, timeout=3)
-    lg.close()
-
-def test_logger_writes_in_slices_and_waits_between_them(sqlite_url):
-    "A backlog goes in transactions of at most `slice_rows` rows (whole entries); a request that comes meanwhile pauses the rest."
-    st = Store(sqlite_url)
-    lg = PredictionLogger(st, interval=3600, batch=10_000, max_defer=30, quiet=0.001, slice_rows=300)
-    writes, real = [], st._log_rows
-    def log_predictions(rows):
-        writes.append(len(rows))
-        if len(writes) == 1: lg.busy_begin()             # a request arrives while the first slice is written
-        return real(rows)
-    st._log_rows = log_predictions
-    for tag in 'abc': lg.submit(_entry(tag, 200))
-    lg.submit(_entry('d', 700))                          # bigger than a slice: written whole, alone
-    lg._wake.set()
-    assert _wait_for(lambda: writes == [200]) and lg.stats()['written'] == 200
-    time.sleep(0.3)
-    assert writes == [200]                               # the rest waits for the request
-    lg.busy_end()
-    assert _wait_for(lambda: lg.stats()['written'] == 1300) and writes == [200, 200, 200, 700]
-    lg.close()
-    assert len(st.get_predictions()) == 1300
-
-def test_a_request_counts_as_busy_from_its_first_byte(adult_bundle, sqlite_url, rows):
-    "The log's writes wait for a request while its body is still arriving, not only while the model runs."
-    import asyncio
-    app = create_app(adult_bundle, sqlite_url)
-    lg, body = app.state.service.logger, json.dumps(_recs(rows.iloc[:3])).encode()
-    sent = []
-    async def go():
-        arrived = asyncio.Event()
-        async def receive():
-            await arrived.wait(); return dict(type='http.request', body=body, more_body=False)
-        async def send(m): sent.append(m)
-        scope = dict(type='http', asgi={'version': '3.0'}, http_version='1.1', method='POST', scheme='http', path='/predict',
-                     raw_path=b'/predict', query_string=b'', root_path='', client=('127.0.0.1', 1), server=('127.0.0.1', 80),
-                     headers=[(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode())], state={})
-        task = asyncio.create_task(app(scope, receive, send))
-        await asyncio.sleep(0.05)
-        busy = lg._busy                                  # the request has begun; its body has not come yet
-        arrived.set(); await task
-        return busy
-    try: assert asyncio.run(go()) == 1 and lg._busy == 0
-    finally: app.state.service.close()
-    assert sent[0]['status'] == 200
-
-_T0 = pd.Timestamp('2026-12-01 12:00', tz='UTC').to_pydatetime()
-
-def _log_entries(svc, df, tag, now=_T0):
-    """Log entries of every kind of input a request brings, with odd values: a typed JSON batch (nulls, a float in an
-    integer column), CSV (with its body, and missing values), plain records (a huge integer, an ignored key with quotes
-    and a newline, NaN); each kind once with class scores and once with regression predictions."""
+def _odd_inputs(svc, df):
+    """Every kind of input a request brings, with odd values: a typed JSON batch (nulls, a float in an integer column),
+    CSV (missing values), plain records (a huge integer, an ignored key with quotes and a newline, NaN)."""
     recs = _recs(df)
     recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'] = None, None, 40.5
     odd = [dict(r) for r in recs[:5]]
-    odd[0]['age'], odd[1]['note'], odd[2]['workclass'] = 10**30, 'é"\\n', np.float64('nan')
+    odd[0]['age'], odd[1]['note'], odd[2]['workclass'] = 10**30, 'é"\\n', float('nan')
     csv = df.drop(columns='income').to_csv(index=False).replace(',40,', ',,', 3).encode()
-    kinds = {'typed': (svc.parse(json.dumps(recs).encode(), 'application/json'), None), 'records': (odd, None),
-             'csv': (svc.parse(csv, 'text/csv'), csv)}
-    assert type(kinds['typed'][0]).__name__ == '_Batch' and isinstance(kinds['csv'][0], pd.DataFrame)
-    m, out = svc.model, []
-    for kind, (data, body) in kinds.items():
-        n = len(data)
-        out += [LogEntry([f"{tag}-{kind}-s-{i}" for i in range(n)], m.name, 3, data, ['>50K']*n, np.tile([.25, .75], (n, 1)),
-                         2.5, now, m.classes, body),
-                LogEntry([f"{tag}-{kind}-d-{i}" for i in range(n)], m.name, None, data, [1.5]*n, None, 2.5, now, None, body)]
-    return out
+    typed = svc.parse(json.dumps({'records': recs}, indent=1).encode(), 'application/json')   # newlines in the body
+    assert type(typed).__name__ == '_Batch'
+    return {'typed': (typed, recs), 'records': (odd, odd), 'csv': (svc.parse(csv, 'text/csv'), None)}
 
-def test_log_rows_store_what_log_predictions_stores(adult_bundle, store_url, adult_line):
-    "The log's own rows (inputs and outputs encoded in its thread, past the store's checks) read back as the plain rows do."
+def test_log_stores_every_kind_of_input_as_sent(adult_bundle, store_url, adult_line):
+    "The spool's rows, ingested, are what `log_predictions` stores for the same records: inputs as sent, outputs with every class's probability."
     from assembly_line.serve import ModelService
-    svc = ModelService(adult_bundle, store_url, log=False)
-    try:
-        entries, m = _log_entries(svc, adult_line[1].iloc[:30].reset_index(drop=True), 'x'), svc.model
-        svc.store._log_rows([r for e in entries for r in e.rows()])
-        plain = []
-        for e in entries:
-            ins = (e.inputs.records() if hasattr(e.inputs, 'records') else
-                   e.inputs.to_dict('records') if isinstance(e.inputs, pd.DataFrame) else e.inputs)
-            outs = ([{'prediction': p, 'proba': dict(zip(m.classes, q))} for p, q in zip(e.predictions, e.proba.tolist())]
-                    if e.proba is not None else [{'prediction': p} for p in e.predictions])
-            plain += [dict(request_id='plain-' + r, model=e.model, version=e.version, inputs=i, outputs=o,
-                           latency_ms=e.latency_ms, ts=e.ts) for r, i, o in zip(e.request_ids, ins, outs)]
-        svc.store.log_predictions(plain)
-        got = svc.store.get_predictions().set_index('request_id')
-        ours = got[~got.index.str.startswith('plain-')]
-        theirs = got.loc['plain-' + ours.index]
-        assert len(ours) == len(theirs) == 130
-        for c in ('ts', 'model', 'version', 'latency_ms', 'inputs', 'outputs'):
-            assert ours[c].tolist() == theirs[c].tolist(), c
-        assert ours.loc['x-records-s-0', 'inputs']['age'] == 10**30 and ours.loc['x-records-s-2', 'inputs']['workclass'] is None
-        assert ours.loc['x-typed-s-0', 'outputs'] == {'prediction': '>50K', 'proba': {'<=50K': .25, '>50K': .75}}
-        with pytest.raises(StoreError, match='already logged'): svc.store._log_rows(entries[0].rows()[:2])
-    finally: svc.close()
-
-def test_writer_process_writes_what_the_thread_writes(adult_bundle, store_url, adult_line):
-    "With `process=True` a child process makes and inserts the rows, from the request bodies: the same rows, the same refusals."
-    from assembly_line.serve import ModelService
-    svc = ModelService(adult_bundle, store_url, log=False)
+    svc = ModelService(adult_bundle, store_url, log_interval=3600)
     try:
         df = adult_line[1].iloc[:30].reset_index(drop=True)
-        thread = PredictionLogger(svc.store, interval=3600)
-        proc = PredictionLogger(svc.store, interval=3600, process=True)
-        child = proc._proc
-        assert proc.stats()['writer'] == 'process' and thread.stats()['writer'] == 'thread'
-        for e in _log_entries(svc, df, 't'): thread.submit(e)
-        for e in _log_entries(svc, df, 'p'): proc.submit(e)
-        proc.submit(LogEntry(['t-records-d-0'], 'adult', 1, [{'age': 1}], ['x'], None, 1., _T0))   # an id the thread logged
-        assert thread.close() and proc.close()
-        assert not child.alive() and child.proc.returncode == 0                    # stopped after its last write
-        assert proc.stats()['written'] == 130 and proc.stats()['dropped'] == 1 and 'already logged' in proc.stats()['last_error']
+        out = {k: svc.predict(data, request_id=f"x-{k}") for k, (data, _) in _odd_inputs(svc, df).items()}
+        assert svc.predlog.stats()['pending'] == 65 and svc.store.count_predictions() == 0    # appended, not ingested yet
+        rep = svc.ingest()
+        assert (rep.rows, rep.problems, svc.store.count_predictions()) == (65, [], 65)
         got = svc.store.get_predictions().set_index('request_id')
-        ours = got[got.index.str.startswith('p-')]
-        theirs = got.loc['t' + ours.index.str[1:]]
-        assert len(ours) == len(theirs) == 130
-        for c in ('ts', 'model', 'version', 'latency_ms', 'inputs', 'outputs'): assert ours[c].tolist() == theirs[c].tolist(), c
-        assert ours.loc['p-csv-s-0', 'inputs'] == df.drop(columns='income').iloc[0].to_dict()
+        for k, (data, sent) in _odd_inputs(svc, df).items():
+            ids = out[k]['request_ids']
+            expect = sent if sent is not None else [{c: (None if pd.isna(v) else v) for c, v in r.items()}
+                                                    for r in data.to_dict('records')]
+            assert [got.inputs[r] for r in ids] == json.loads(json.dumps(expect).replace('NaN', 'null')), k
+            assert all(set(got.outputs[r]['proba']) == {'<=50K', '>50K'} for r in ids)
+            assert [got.outputs[r]['prediction'] for r in ids] == out[k]['predictions']
+        assert got.inputs['x-records-0']['age'] == 10**30 and got.inputs['x-records-2']['workclass'] is None
+        assert got.model.unique().tolist() == [svc.model.name] and got.version.isna().all()     # a bundle folder: no version
     finally: svc.close()
 
-def test_writer_process_gone(adult_bundle, sqlite_url, adult_line):
-    "A writer process that dies (killed) costs no row: what it had not written, and everything after, is written here."
-    from assembly_line.serve import ModelService
-    svc = ModelService(adult_bundle, sqlite_url, log=False)
-    try:
-        df = adult_line[1].iloc[:20].reset_index(drop=True)
-        lg = PredictionLogger(svc.store, interval=3600, process=True)
-        first, second = _log_entries(svc, df, 'a'), _log_entries(svc, df, 'b')
-        lg.submit(first[0]); assert lg.flush() and lg.stats()['written'] == 20
-        lg._proc.proc.kill(); lg._proc.proc.wait(10)
-        for e in first[1:] + second: lg.submit(e)
-        assert lg.flush() and lg.stats()['writer'] == 'thread' and 'writer process is gone' in lg.stats()['last_error']
-        assert lg.close() and lg.stats()['written'] == 180 and lg.stats()['dropped'] == 0
-        assert svc.store.count_predictions() == 180
-    finally: svc.close()
+def test_a_reused_request_id_is_stored_once(adult_bundle, sqlite_url, rows):
+    "A client that sends one X-Request-ID twice: the first prediction is kept, the second counted as skipped; the other requests are stored."
+    recs = _recs(rows)
+    app = create_app(adult_bundle, sqlite_url, log_interval=3600)
+    with running(app) as c:
+        for rid, r in zip(['a', 'b', 'dup', 'c', 'dup', 'd'], recs):
+            assert c.post('/predict', json=r, headers={'X-Request-ID': rid}).status_code == 200
+    got = Store(sqlite_url).get_predictions()
+    assert sorted(got.request_id) == ['a', 'b', 'c', 'd', 'dup']
+    assert got.set_index('request_id').inputs['dup'] == recs[2]          # the first one
+    assert app.state.service.predlog.stats()['skipped'] == 1
 
-def test_logger_isolates_a_bad_request(sqlite_url):
-    "A reused request id is refused by the store; the other requests of the same flush are still written."
-    st = Store(sqlite_url)
-    lg = PredictionLogger(st, interval=3600)
-    now = pd.Timestamp.now(tz='UTC').to_pydatetime()
-    e = lambda rid: LogEntry([rid], 'm', 1, [{'a': 1}], ['x'], None, 1., now)
-    for rid in ['a', 'b', 'dup', 'c', 'dup', 'd']: lg.submit(e(rid))
-    lg.close()
-    assert sorted(st.get_predictions('m')['request_id']) == ['a', 'b', 'c', 'd', 'dup']
-    assert lg.stats()['dropped'] == 1 and 'already logged' in lg.stats()['last_error']
+def test_labels_right_after_the_answer_find_their_prediction(server, rows):
+    "`POST /labels` ingests the spool first: a label sent the moment its answer came back is accepted."
+    ids = server.post('/predict', json=_recs(rows)[:3]).json()['request_ids']
+    r = server.post('/labels', json={'labels': [{'request_id': i, 'label': '>50K'} for i in ids]})
+    assert r.status_code == 200 and r.json()['ok'], r.text
 
 
 # ------------------------------------------------------------------------------------------- extension points
