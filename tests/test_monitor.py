@@ -340,3 +340,20 @@ def test_explanation_drift_from_a_real_store(sqlite_url):
     assert 'Explanation drift: not shown' in mon.monitor_page(store, 'adult-x', line=lin, freq='D')
     # an empty log: no windows, an empty result
     assert len(mon.explanation_drift(store, 'nobody', line).table) == 0
+
+
+def test_performance_plot_without_labelled_windows_draws_no_empty_legend():
+    "Windows with too few labels only: the plot says so and matplotlib gives no 'No artists with labels' warning."
+    import warnings
+    t0 = pd.Timestamp('2024-01-01', tz='UTC')
+    rows = pd.DataFrame([dict(kind='performance', column='', method='roc_auc', statistic=np.nan, threshold=np.nan, drifted=None,
+                              window_start=t0 + pd.Timedelta(days=7*i), window_end=t0 + pd.Timedelta(days=7*(i+1)),
+                              details=dict(low=np.nan, high=np.nan, n_labelled=3, status='too_few_labels')) for i in range(3)])
+    rep = mon.MonitoringReport('m', rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')               # any warning, the legend's included, fails the test
+        fig = rep.figures()['Performance over time']
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ['window with too few labels']
+    assert any('no window has enough labels' in t.get_text() for t in ax.texts)
+    assert '<svg' in rep.to_html() or 'data:image' in rep.to_html()
