@@ -8,7 +8,7 @@ import pytest
 from assembly_line.core import IntegrityError, RegistryError, RegistryConflict, ConfigError, SchemaError, DataError
 from assembly_line.line import AssemblyLine
 from assembly_line.deploy import (Registry, resolve, load_model, check_bundle, bundle_sha, add_files, model_card,
-                                  score_file, score_many, CORE_FILES)
+                                  score_file, score_many, CORE_FILES, ModelCard, CardSection)
 
 
 @pytest.fixture
@@ -390,6 +390,17 @@ def test_model_card_written_into_the_bundle(reg, adult_line, fresh):
     assert 'by `sex`' in md and '| Male |' in md and '| Female |' in md
     page = (folder/'model_card.html').read_text()
     assert page.startswith('<!doctype html>') and page.count("src='data:image/png;base64,") == 5
+
+
+def test_model_card_html_renders_markdown_emphasis():
+    "The HTML page shows **bold** as <strong>, not as asterisks; code spans stay literal (even a `**` inside one)."
+    card = ModelCard('Model card: t', [CardSection('Metrics', [('p', "Model selection metric: **roc_auc** (`a**b`, 2 < 3)"),
+                                                               ('list', ['**first** item'])])])
+    page = card.to_html()
+    assert '<strong>roc_auc</strong>' in page and '<strong>first</strong> item' in page, page
+    assert '<code>a**b</code>' in page and '2 &lt; 3' in page
+    assert '**roc_auc**' not in page and '**first**' not in page
+    assert '**roc_auc**' in card.to_markdown()          # the Markdown keeps its own markup
 
 
 def test_model_card_regression_and_bad_input(cars_line):
