@@ -161,6 +161,7 @@ def test_batch_grid_with_a_failing_run(tmp_path):
     assert '000_example-penguins' in p.stdout and '001_example-no_such_data' in p.stdout
     assert '1 ok, 1 failed' in p.stdout
     assert 'run 001_example-no_such_data failed' in p.stderr and 'ConfigError' in p.stderr
+    assert '[batch ' not in p.stderr, p.stderr                       # --quiet: no progress lines
     assert (tmp_path/'b'/'000_example-penguins'/'run_manifest.json').exists()
 
 @pytest.mark.slow
@@ -266,3 +267,73 @@ def test_deterministic_fit_gets_no_clock_budget(data, tmp_path):
             '--deterministic', '--out', tmp_path/'m')
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path/'m'/'run.json').read_text())['fit_seconds_given'] == 15
+
+
+def progress_lines(text, command):
+    "The progress lines a command printed: `[COMMAND  N s] ...` and the fit's own `[line  N s] ...`."
+    return [l for l in text.splitlines() if l.startswith((f'[{command} ', '[line '))]
+
+
+@pytest.mark.slow
+def test_fit_prints_progress_on_stderr_and_nothing_under_quiet(data, tmp_path):
+    p = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 8, '--jobs', 1, '--include', 'linear',
+            '--out', tmp_path/'m')
+    assert p.returncode == 0, p.stderr
+    lines = progress_lines(p.stderr, 'fit')
+    for step in ('load:', 'clean + schema:', 'train:', 'evaluate:', 'save:'):
+        assert any(step in l for l in lines), (step, p.stderr)
+    assert all('budget left' in l for l in lines if l.startswith('[line ')), lines
+    assert not progress_lines(p.stdout, 'fit'), p.stdout              # stdout keeps only the summary
+    q = cli('fit', data/'penguins.csv', '--target', 'species', '--time-budget', 8, '--jobs', 1, '--include', 'linear',
+            '--deterministic', '--out', tmp_path/'q', '--quiet')
+    assert q.returncode == 0, q.stderr
+    assert not progress_lines(q.stderr, 'fit') and 'fitted a' in q.stdout, q.stderr
+
+
+@pytest.mark.slow
+def test_demo_fit_prints_progress_unless_quiet():
+    args = ('demo', '--example', 'penguins', '--rows', 150, '--time-budget', 5)
+    p = cli(*args)
+    assert p.returncode == 0, p.stderr
+    lines = progress_lines(p.stderr, 'demo')
+    assert any(l.startswith('[demo ') and 'fit:' in l for l in lines) and any('train:' in l for l in lines), p.stderr
+    q = cli(*args, '--quiet')
+    assert q.returncode == 0 and '## line' in q.stdout, q.stderr
+    assert not progress_lines(q.stderr, 'demo'), q.stderr
+
+
+@pytest.mark.slow
+def test_run_echoes_the_line_notebook_stages_unless_quiet(tmp_path):
+    params = ('-p', 'example', 'penguins', '-p', 'sample', 150, '-p', 'time_budget', 5, '-p', 'include', 'linear',
+              '-p', 'tune', 'False', '-p', 'store_url', f"sqlite:///{tmp_path/'store.sqlite'}")
+    p = cli('run', 'line', *params, '--out-dir', tmp_path/'r')
+    assert p.returncode == 0, p.stderr
+    stages = [l.split('] ')[1].split(':')[0] for l in p.stderr.splitlines() if l.startswith('[run ')]
+    assert stages == ['load', 'fit', 'evaluate', 'save', 'register', 'monitor'], p.stderr
+    assert any(l.startswith('[line ') and 'train:' in l for l in p.stderr.splitlines()), p.stderr
+    q = cli('run', 'line', *params, '--out-dir', tmp_path/'q', '--quiet')
+    assert q.returncode == 0, q.stderr
+    assert not progress_lines(q.stderr, 'run') and 'stages (s)' in q.stdout, q.stderr
+
+
+@pytest.mark.slow
+def test_batch_prints_a_line_per_finished_run(tmp_path):
+    (tmp_path/'grid.yaml').write_text('example: [penguins, cars]\nsample: 60\n')
+    p = cli('batch', '--grid', tmp_path/'grid.yaml', '--notebook', 'data', '--out-dir', tmp_path/'b')
+    assert p.returncode == 0, p.stderr
+    lines = [l for l in p.stderr.splitlines() if l.startswith('[batch ')]
+    assert len(lines) == 3 and '2 run(s) of 01_data.ipynb' in lines[0], p.stderr
+    assert '000_example-penguins: ok' in lines[1] and '(2/2 done)' in lines[2], lines
+
+
+@pytest.mark.slow
+def test_retrain_prints_progress_unless_quiet(penguins_model, tmp_path):
+    model_dir, _ = penguins_model
+    st = ['--store', f"sqlite:///{tmp_path/'store.sqlite'}"]
+    assert cli('register', model_dir, '--name', 'peng', '--alias', 'champion', *st).returncode == 0
+    p = cli('retrain', 'peng', *st)
+    assert p.returncode == 0, p.stderr
+    lines = progress_lines(p.stderr, 'retrain')
+    assert len(lines) == 2 and 'evaluating the retrain policy' in lines[0] and 'retrain: not_triggered' in lines[1], p.stderr
+    q = cli('retrain', 'peng', *st, '--quiet')
+    assert q.returncode == 0 and not progress_lines(q.stderr, 'retrain'), q.stderr
