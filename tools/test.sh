@@ -32,4 +32,4 @@ flags="slow"; [ "${FAST:-0}" = "1" ] && flags=""
 python tools/test_nbs.py --path nbs --flags "$flags" --n_workers 2 --timeout 900 --retries 1
 
 echo "== 3/3 pytest over tests/"
-pytest tests "$@"
+pytest tests --durations=15 "$@"
