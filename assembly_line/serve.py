@@ -6,7 +6,7 @@
 __all__ = ['SHADOW', 'records_frame', 'ServedModel', 'load_served', 'InputError', 'ModelService', 'create_app', 'serve',
            'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #4eded7fe
+# %% ../nbs/92_serve.ipynb #7e4a348b
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
 from operator import itemgetter, attrgetter
@@ -22,7 +22,7 @@ from .predlog import PredictionLog
 try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
 except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #aa0c52c1
+# %% ../nbs/92_serve.ipynb #ee4745c1
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -150,7 +150,7 @@ class _RecordDecoder:
             else: cols[c] = np.array(col, dtype=object)
         return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
 
-# %% ../nbs/92_serve.ipynb #05fca454
+# %% ../nbs/92_serve.ipynb #dad71e5c
 _log = logging.getLogger(__name__)
 
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
@@ -178,7 +178,7 @@ def _log_inputs(data):
     if isinstance(data, pd.DataFrame): return _frame_records(data)
     return data
 
-# %% ../nbs/92_serve.ipynb #1b1ae880
+# %% ../nbs/92_serve.ipynb #7cbac737
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -216,11 +216,11 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #80ddf446
+# %% ../nbs/92_serve.ipynb #fd428db5
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
-    "Limit OpenMP/BLAS pools of the calling thread (the model thread) to one thread."
+    "Limit OpenMP/BLAS pools of the calling thread (a model thread) to one thread."
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
 
@@ -231,8 +231,6 @@ def _refreeze():
     is only freed after the next `_refreeze`, which `reload` runs."""
     import gc
     gc.unfreeze(); gc.collect(); gc.freeze()
-
-_limited = threading.local()          # threads that have called `_one_thread` (the event loop's, for small requests)
 
 _TRUE, _FALSE = frozenset('1 on t true y yes'.split()), frozenset('0 off f false n no'.split())
 
@@ -262,14 +260,17 @@ def _loads(body:bytes):
     return json.loads(body, parse_constant=_reject_constant)
 
 
-def _json_response(content, status_code:int=200, headers:dict|None=None):
-    "A JSON response written by the store's encoder (orjson when it can, NaN → null either way)."
-    from starlette.responses import Response
-    body = None
+def _json_bytes(content)->bytes:
+    "JSON bytes written by the store's encoder (orjson when it can, NaN → null either way)."
     if _orjson is not None:
-        try: body = _orjson.dumps(content)      # the bytes that go out (`json_dumps` gives text)
+        try: return _orjson.dumps(content)      # the bytes that go out (`json_dumps` gives text)
         except TypeError: pass                  # a value only the slow path takes
-    if body is None: body = json_dumps(content).encode()
+    return json_dumps(content).encode()
+
+def _json_response(content, status_code:int=200, headers:dict|None=None):
+    "A JSON response of `content` (`_json_bytes`), or of bytes already encoded."
+    from starlette.responses import Response
+    body = content if isinstance(content, bytes) else _json_bytes(content)
     return Response(body, status_code=status_code, headers=headers, media_type='application/json')
 
 def _shutting_down(): return _bad("the service is shutting down", status=503, error='ShuttingDown')
@@ -329,11 +330,12 @@ def _line_scores(m:ServedModel, X:pd.DataFrame, strict:bool=False)->tuple:
     return np.asarray(m.line.classes_)[scores.argmax(1)].tolist(), scores
 
 class ModelService:
-    "The state behind the app: served model, store, registry, prediction log and the model thread."
+    "The state behind the app: served model, store, registry, prediction log and the model threads."
     def __init__(self, model_ref, store_url=None, admin_token=None, registry_root=None, log:bool=True,
-                 max_rows:int=100_000, log_interval:float=0.2, inline_rows:int=64, freeze_gc:bool=False,
+                 max_rows:int=100_000, log_interval:float=0.2, model_threads:int|None=None, freeze_gc:bool=False,
                  shadow:str|None=SHADOW, log_dir=None, log_fsync:bool=False):
-        self.model_ref, self.max_rows, self.inline_rows, self.freeze_gc = model_ref, max_rows, inline_rows, freeze_gc
+        self.model_ref, self.max_rows, self.freeze_gc = model_ref, max_rows, freeze_gc
+        self.model_threads = model_threads or os.cpu_count() or 1
         self.log_dir, self.log_fsync = log_dir, log_fsync
         self.admin_token = admin_token if admin_token is not None else os.environ.get('ASSEMBLY_LINE_ADMIN_TOKEN') or None
         self.store = store_url if isinstance(store_url, Store) else Store(store_url)
@@ -347,9 +349,9 @@ class ModelService:
         self.start()
 
     def start(self):
-        "Start the model thread and the prediction log (again after `close`): its thread first ingests what an earlier run left."
+        "Start the model threads and the prediction log (again after `close`): its thread first ingests what an earlier run left."
         if self.executor is None:
-            self.executor = ThreadPoolExecutor(1, thread_name_prefix='assembly-line-model', initializer=_one_thread)
+            self.executor = ThreadPoolExecutor(self.model_threads, thread_name_prefix='assembly-line-model', initializer=_one_thread)
         if self.log and (self.predlog is None or self.predlog.closed):
             self.predlog = PredictionLog(self.store, self.log_dir, max_age=self.log_interval, interval=self.log_interval,
                                          fsync=self.log_fsync)
@@ -382,7 +384,7 @@ class ModelService:
         return recs
 
     def predict(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None)->dict:
-        "Validate, predict and queue the log entry; runs on the model thread. Raises `InputError` for bad input."
+        "Validate, predict and log; runs on a model thread. Raises `InputError` for bad input."
         return self.predict_timed(data, proba, strict, request_id)[0]
 
     def predict_timed(self, data, proba:bool=False, strict:bool=False, request_id:str|None=None, body:bytes|None=None,
@@ -516,13 +518,17 @@ class ModelService:
         return out
 
     # ---- health ------------------------------------------------------------------------------------
-    def health(self)->dict:
-        "Model loaded, store reachable, logging backlog."
+    def store_status(self)->dict:
+        "Whether the store answers `SELECT 1` (a SQLite file: microseconds; a server database: a round trip, or a timeout when it is down)."
         import sqlalchemy as sa
         try:
             with self.store.engine.connect() as c: c.execute(sa.text('SELECT 1'))
-            store = dict(reachable=True, url=self.store.url)
-        except Exception as e: store = dict(reachable=False, url=self.store.url, error=str(e).splitlines()[0][:300])
+            return dict(reachable=True, url=self.store.url)
+        except Exception as e: return dict(reachable=False, url=self.store.url, error=str(e).splitlines()[0][:300])
+
+    def health(self, store:dict|None=None)->dict:
+        "Model loaded, store reachable (`store`: a `store_status` already taken), logging backlog; touches neither the model nor the model threads."
+        store = self.store_status() if store is None else store
         m = self.model
         ok = m is not None and store['reachable']
         return jsonable(dict(status='ok' if ok else 'unavailable', model_loaded=m is not None, model=m.name, version=m.version,
@@ -531,13 +537,16 @@ class ModelService:
                                     (dict(alias=self.shadow_alias, version=None, error=self.shadow_error) if self.shadow_alias else None),
                              uptime_s=round(time.time()-self.started, 1)))
 
-    async def run_model(self, fn, *args, rows:int|None=None):
-        "Run `fn(*args)`: on the model thread, or right here for a request of at most `inline_rows` rows; 503 once the service is shutting down."
+    def respond(self, body:bytes, content_type:str|None, proba:bool=False, strict:bool=False, request_id:str|None=None,
+                explain:bool=False)->tuple[bytes, float]:
+        "A `/predict` body's answer as JSON bytes, and the line's ms: parsed, predicted, logged and encoded, all on a model thread."
+        out, line_ms = self.predict_timed(self.parse(body, content_type), proba, strict, request_id, body, explain)
+        return _json_bytes(out), line_ms
+
+    async def run_model(self, fn, *args):
+        "Await `fn(*args)` on a model thread, the event loop free meanwhile (for `/health` above all); 503 once the service is shutting down."
         ex = self.executor
         if ex is None: raise _shutting_down()
-        if rows is not None and rows <= self.inline_rows:   # no hop to the model thread and back: ~0.4 ms of a single request
-            if not getattr(_limited, 'done', False): _one_thread(); _limited.done = True
-            return fn(*args)
         try: fut = asyncio.get_running_loop().run_in_executor(ex, fn, *args)   # raises once the executor is shut down
         except RuntimeError: raise _shutting_down() from None
         return await fut
@@ -553,7 +562,7 @@ class ModelService:
         "Store every prediction answered so far (`PredictionLog.ingest`): what a reader of the log calls first; None without a log."
         return self.predlog.ingest() if self.predlog is not None else None
 
-# %% ../nbs/92_serve.ipynb #e26f284c
+# %% ../nbs/92_serve.ipynb #092e987c
 def _header(scope, name:bytes)->str|None:
     "One request header of an ASGI `scope` (`name` in lower case), or None."
     for k, v in scope['headers']:
@@ -622,7 +631,7 @@ def _http_response(exc):
     if exc.headers: r.headers.update(exc.headers)
     return r
 
-# %% ../nbs/92_serve.ipynb #907f3cc6
+# %% ../nbs/92_serve.ipynb #1266cb8b
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -677,7 +686,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
                monitor:bool=True, # include `GET /monitor` and `POST /labels` from `assembly_line.monitor`
                extra_routers:Sequence=(), # `APIRouter`s or callables `f(service) -> APIRouter` (later stages)
                log_interval:float=0.2, # the prediction log's segments are ingested into the store about this often (s)
-               inline_rows:int=64, # requests of at most this many rows run on the event loop's thread, larger ones on the model thread
+               model_threads:int|None=None, # threads that parse, predict and log requests (default: one per CPU); the event loop only moves bytes
                freeze_gc:bool=False, # freeze the loaded model out of the garbage collector's scans (`serve` does: its own process)
                log_dir=None, # the prediction log's spool folder (default `predlog.spool_folder(store)`: next to a SQLite file)
                log_fsync:bool=False, # force each logged batch to disk before its answer: survives a machine crash (slower)
@@ -690,7 +699,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     from starlette.exceptions import HTTPException
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
-    svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, inline_rows, freeze_gc, shadow,
+    svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, model_threads, freeze_gc, shadow,
                        log_dir, log_fsync)
     PredictResponse, ErrorBody = _api_models()
     max_body = int(max_body_mb*2**20)
@@ -749,8 +758,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
             if rid is not None and not _RID.match(rid):
                 raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
             body = await request.body()
-            data = svc.parse(body, h.get('content-type'))
-            out, line_ms = await svc.run_model(svc.predict_timed, data, proba, strict, rid, body, explain, rows=len(data))
+            out, line_ms = await svc.run_model(svc.respond, body, h.get('content-type'), proba, strict, rid, explain)
             # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
             return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
         finally:
@@ -765,9 +773,10 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     app.add_middleware(_AdminGate, check=svc.check_token)            # outermost: a request without the token is not even read
 
     @app.get('/health', tags=['service'])
-    def health():
+    async def health():
         "Liveness: model loaded, store reachable, prediction-log backlog (503 when not ready)."
-        h = svc.health()
+        # on the event loop, which model work never holds: no hop to a thread, except to ask a server database (it may hang)
+        h = svc.health(svc.store_status() if svc.store.dialect == 'sqlite' else await run_in_threadpool(svc.store_status))
         return JSONResponse(h, status_code=200 if h['status'] == 'ok' else 503)
 
     @app.get('/model', tags=['service'])
@@ -853,7 +862,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #ce9ba1ba
+# %% ../nbs/92_serve.ipynb #a53d2918
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,

@@ -145,11 +145,11 @@ def test_boolean_query_values(server, rows):
     r = server.post('/predict?strict=maybe', json=rec)
     assert r.status_code == 422 and r.json()['parameter'] == 'strict' and r.json()['value'] == 'maybe'
 
-def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
-    "Up to `inline_rows` rows run on the event loop's thread (no hop and wake-up); bigger batches on the one model thread."
+def test_every_request_runs_on_a_model_thread(adult_bundle, sqlite_url, rows):
+    "A single record and batches alike are parsed and predicted on the pool of model threads, never on the event loop's thread."
     from fastapi.testclient import TestClient
     recs = _recs(rows)
-    app = create_app(adult_bundle, sqlite_url, log=False, inline_rows=8)
+    app = create_app(adult_bundle, sqlite_url, log=False, model_threads=2)
     svc, seen = app.state.service, []
     pt = svc.predict_timed
     def spy(data, *a):
@@ -159,8 +159,33 @@ def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
         for n in (1, 8, 9, 40):
             r = c.post('/predict', json=recs[:n])
             assert r.status_code == 200 and len(r.json()['predictions']) == n
-    on_model = {n: name.startswith('assembly-line-model') for n, name in seen}
-    assert on_model == {1: False, 8: False, 9: True, 40: True}, seen
+        assert c.post('/predict', content=rows.head(3).to_csv(index=False), headers={'Content-Type': 'text/csv'}).status_code == 200
+    assert [n for n, _ in seen] == [1, 8, 9, 40, 3] and all(name.startswith('assembly-line-model') for _, name in seen), seen
+    assert svc.executor is None and svc.model_threads == 2      # closed with the lifespan
+
+def test_health_answers_while_the_model_is_busy(adult_bundle, sqlite_url, rows):
+    "Every model thread held inside the model: `/health` and `/model` still answer, before the held predictions do."
+    app = create_app(adult_bundle, sqlite_url, log=False, model_threads=1)
+    scores, entered, release = app.state.service.model.line.model_.predict_scores, threading.Event(), threading.Event()
+    def held(X):
+        entered.set(); release.wait(60); return scores(X)
+    app.state.service.model.line.model_.predict_scores = held     # the one model thread blocks in the model
+    done, answers = [], []
+    with running(app) as c:
+        def predict(rec):
+            answers.append(c.post('/predict', json=rec).status_code); done.append(time.monotonic())
+        ts = [threading.Thread(target=predict, args=(r,)) for r in _recs(rows)[:3]]   # one held, two queued behind it
+        for t in ts: t.start()
+        try:
+            assert entered.wait(30), "no request reached the model"
+            h, m = c.get('/health'), c.get('/model')
+            answered = time.monotonic()
+            assert (h.status_code, h.json()['status'], m.status_code) == (200, 'ok', 200)
+            assert not done                                            # the predictions are still held
+        finally:
+            release.set()
+            for t in ts: t.join(60)
+    assert answers == [200]*3 and min(done) > answered
 
 def test_typed_batch_decoding_matches_the_general_path(adult_bundle, sqlite_url, adult_line):
     "A clean batch decoded by msgspec gives the frame, answers and logged inputs of the general path; anything else goes that way."
