@@ -6,10 +6,10 @@
 __all__ = ['SHADOW', 'records_frame', 'ServedModel', 'load_served', 'InputError', 'ModelService', 'create_app', 'serve',
            'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #7e4a348b
+# %% ../nbs/92_serve.ipynb #dec58666
 import os, io, re, json, math, time, hmac, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Mapping, Sequence
-from operator import itemgetter, attrgetter
+from operator import itemgetter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +19,8 @@ from .store import Store, ModelVersion, ANY_VERSION, MAX_INT, jsonable, json_dum
 from .line import AssemblyLine
 from .deploy import Registry, LoadedModel, CHAMPION
 from .predlog import PredictionLog
-try: import msgspec as _msgspec        # typed JSON decoding of batches (optional: without it every body takes the general path)
-except ImportError: _msgspec = None
 
-# %% ../nbs/92_serve.ipynb #ee4745c1
+# %% ../nbs/92_serve.ipynb #444267aa
 _SCALARS = (str, int, float, bool, type(None))
 
 def _example(v):
@@ -105,52 +103,7 @@ def _number_column(col, types:set)->np.ndarray|None:
     try: return np.array(col, dtype='int64' if types == _INT else 'float64')
     except OverflowError: return None
 
-class _Batch(list):
-    "A JSON batch decoded by a `_RecordDecoder`: one struct per record, and the body they came from (what the log keeps)."
-    def __init__(self, structs, decoder, body:bytes): super().__init__(structs); self.decoder, self.body = decoder, body
-    def records(self)->list:
-        "The records as dicts of column -> value (what `records_frame` takes)."
-        return _msgspec.to_builtins(list(self))
-
-class _RecordDecoder:
-    """Batches of one schema's records decoded by msgspec into structs, the types checked while parsing; `frame`
-    builds the same frame as `records_frame` from the structs' attributes. It takes only clean batches: a missing or
-    unknown key, a nested value, `true` or text in a numeric column, a number out of range all make `decode` return
-    None, and the body goes the general way, which names every problem."""
-    def __init__(self, schema, target:str|None):
-        self.features, self.numeric = list(schema.features), [schema.columns[c].role is Role.NUMERIC for c in schema.features]
-        fields = [(f"f{i}", int|float|None if num else str|int|float|bool|None) for i, num in enumerate(self.numeric)]
-        rename = {f"f{i}": c for i, c in enumerate(self.features)}         # columns need not be identifiers
-        if target is not None and target not in rename.values():        # records may carry the target: allowed, unused
-            fields.append(('target_', str|int|float|bool|None|_msgspec.UnsetType, _msgspec.UNSET)); rename['target_'] = target
-        Rec = _msgspec.defstruct('Record', fields, rename=rename, forbid_unknown_fields=True, omit_defaults=True)
-        Batch = _msgspec.defstruct('Batch', [('records', list[Rec])], forbid_unknown_fields=True)
-        self._list, self._batch = _msgspec.json.Decoder(list[Rec]), _msgspec.json.Decoder(Batch)
-        self._get = [attrgetter(f"f{i}") for i in range(len(self.features))]
-
-    def decode(self, body:bytes)->_Batch|None:
-        "A list of records or `{\"records\": [...]}` as structs; None for anything else or anything not clean."
-        b = body.lstrip()
-        try:
-            if b[:1] == b'[': recs = self._list.decode(body)
-            elif b[:1] == b'{' and b[1:64].lstrip().startswith(b'"records"'): recs = self._batch.decode(body).records
-            else: return None
-        except (_msgspec.ValidationError, _msgspec.DecodeError): return None
-        return _Batch(recs, self, body) if recs else None
-
-    def frame(self, batch:_Batch)->pd.DataFrame|None:
-        "`records_frame`'s frame of the decoded batch; None when a number is out of range (the general path names it)."
-        cols = {}
-        for c, num, get in zip(self.features, self.numeric, self._get):
-            col = list(map(get, batch))          # a C-level pass per column: cheaper than transposing tuples
-            if num:
-                arr = _number_column(col, set(map(type, col)))
-                if arr is None or arr.dtype.kind == 'f' and np.isinf(arr).any(): return None
-                cols[c] = arr
-            else: cols[c] = np.array(col, dtype=object)
-        return pd.DataFrame(cols, index=pd.RangeIndex(len(batch)), copy=False)
-
-# %% ../nbs/92_serve.ipynb #dad71e5c
+# %% ../nbs/92_serve.ipynb #84242c19
 _log = logging.getLogger(__name__)
 
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
@@ -166,19 +119,12 @@ def _read_csv(body:bytes)->pd.DataFrame:
     "A CSV request body as the service reads it."
     return pd.read_csv(io.BytesIO(body))
 
-def _raw_records(body:bytes)->bytes:
-    "The records' JSON array of a clean batch body (a list, or `{\"records\": [...]}`), its bytes as sent, cut out by msgspec."
-    return body if body.lstrip()[:1] == b'[' else bytes(_RAW_BATCH.decode(body).records)
-
-if _msgspec is not None: _RAW_BATCH = _msgspec.json.Decoder(_msgspec.defstruct('RawBatch', [('records', _msgspec.Raw)]))
-
 def _log_inputs(data):
     "A parsed request body's records as the prediction log keeps them (`PredictionLog.append`'s `inputs`)."
-    if isinstance(data, _Batch): return _raw_records(data.body)
     if isinstance(data, pd.DataFrame): return _frame_records(data)
     return data
 
-# %% ../nbs/92_serve.ipynb #7cbac737
+# %% ../nbs/92_serve.ipynb #26cc833b
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -194,7 +140,6 @@ class ServedModel:
         self.task = self.line.task_
         self.classes = None if self.line.classes_ is None else [jsonable(c) for c in self.line.classes_]
         self.target = self.line.target
-        self.decoder = _RecordDecoder(self.line.schema_, self.target) if _msgspec is not None else None
 
     def info(self)->dict:
         "What `GET /model` shows: identity, schema, metrics and leaderboard."
@@ -216,7 +161,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #fd428db5
+# %% ../nbs/92_serve.ipynb #2a1126a0
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -284,9 +229,6 @@ SHADOW = 'shadow'     # the registry alias of a version scored in shadow beside 
 def _request_frame(m:ServedModel, data)->tuple:
     "(features frame, warnings) of a parsed request body for the model `m`; raises `InputError` naming every problem."
     if isinstance(data, pd.DataFrame): return data, []
-    X = data.decoder.frame(data) if isinstance(data, _Batch) and data.decoder is m.decoder else None
-    if X is not None: return X, []
-    if isinstance(data, _Batch): data = data.records()    # the general path: plain records, or a batch decoded for another model
     X, probs, warns = records_frame(data, m.line.schema_, ignore=(m.target,))
     if probs: raise _bad(f"{len(probs)} problem(s) in the input; nothing was predicted", probs, error='SchemaError')
     return X, warns
@@ -371,8 +313,6 @@ class ModelService:
             return df
         if ct != 'application/json' and not ct.endswith('+json'):
             raise _bad(f"unsupported content type {ct!r}", status=415, expected=['application/json', 'text/csv'])
-        dec = self.model.decoder
-        if dec is not None and (batch := dec.decode(body)) is not None: return batch   # a clean batch: decoded and typed at once
         try: data = _loads(body)
         except (ValueError, RecursionError) as e:
             raise _bad(f"the body is not valid JSON: {str(e)[:300]}", expected="a JSON record, {'records': [...]}, or a list of records") from None
@@ -562,7 +502,7 @@ class ModelService:
         "Store every prediction answered so far (`PredictionLog.ingest`): what a reader of the log calls first; None without a log."
         return self.predlog.ingest() if self.predlog is not None else None
 
-# %% ../nbs/92_serve.ipynb #092e987c
+# %% ../nbs/92_serve.ipynb #391e17d1
 def _header(scope, name:bytes)->str|None:
     "One request header of an ASGI `scope` (`name` in lower case), or None."
     for k, v in scope['headers']:
@@ -631,7 +571,7 @@ def _http_response(exc):
     if exc.headers: r.headers.update(exc.headers)
     return r
 
-# %% ../nbs/92_serve.ipynb #1266cb8b
+# %% ../nbs/92_serve.ipynb #b34cfc5d
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -664,17 +604,6 @@ def _api_models():
         "Why a request was refused; `problems` lists each one."
         error: str; message: str; problems: list[InputProblem] = []
     return PredictResponse, ErrorBody
-
-class _PredictFastPath:
-    "ASGI middleware: `POST /predict` goes straight to its handler, past the router and FastAPI's per-request work; the rest passes on."
-    def __init__(self, app, handler, path:str='/predict'): self.app, self.handler, self.path = app, handler, path
-    async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http' or scope['path'] != self.path or scope['method'] != 'POST' or scope.get('root_path'):
-            return await self.app(scope, receive, send)      # a mounted app's paths go through the router
-        from starlette.requests import Request
-        try: response = await self.handler(Request(scope, receive))
-        except InputError as e: response = _error_response(e)
-        await response(scope, receive, send)
 
 def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a bundle folder
                store_url=None, # store for the registry and the prediction log: URL, `Store`, or None for the default
@@ -747,29 +676,18 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
             dict(name='X-Request-ID', description="request id (≤ 48 of A-Z a-z 0-9 _ . : -); a batch gets id-0, id-1, …",
                  **{'in': 'header'}, schema=dict(type='string', pattern=_RID.pattern))]}
 
-    async def answer(request:Request):
-        "The response to a `/predict` request (raises `InputError`): what the route and its fast path both run."
-        sh = svc.shadow
-        if sh is not None: sh.busy_begin()       # the shadow's scoring waits for the whole request: body, parsing and answer
-        try:
-            q, h = request.query_params, request.headers
-            proba, strict, rid = _flag(q, 'proba'), _flag(q, 'strict'), h.get('x-request-id')
-            explain = _flag(q, 'explain')
-            if rid is not None and not _RID.match(rid):
-                raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
-            body = await request.body()
-            out, line_ms = await svc.run_model(svc.respond, body, h.get('content-type'), proba, strict, rid, explain)
-            # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
-            return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
-        finally:
-            if sh is not None: sh.busy_end()
-
     @app.post('/predict', response_model=PredictResponse, responses=errs, openapi_extra=body_doc, tags=['predict'])
     async def predict(request:Request):
         "Predict one record or a batch (JSON or CSV); bad input gets 422 listing every problem."
-        return await answer(request)
-    app.add_middleware(_PredictFastPath, handler=answer)
-    app.add_middleware(_BodyLimit, max_bytes=max_body)              # outside the fast path: every route's body is counted
+        q, h = request.query_params, request.headers
+        proba, strict, explain, rid = _flag(q, 'proba'), _flag(q, 'strict'), _flag(q, 'explain'), h.get('x-request-id')
+        if rid is not None and not _RID.match(rid):
+            raise _bad("invalid X-Request-ID", expected="1-48 characters of A-Z a-z 0-9 _ . : -", value=rid[:60])
+        body = await request.body()
+        out, line_ms = await svc.run_model(svc.respond, body, h.get('content-type'), proba, strict, rid, explain)
+        # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
+        return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
+    app.add_middleware(_BodyLimit, max_bytes=max_body)              # every route's body is counted
     app.add_middleware(_AdminGate, check=svc.check_token)            # outermost: a request without the token is not even read
 
     @app.get('/health', tags=['service'])
@@ -862,7 +780,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #a53d2918
+# %% ../nbs/92_serve.ipynb #fb01a491
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,
@@ -870,15 +788,9 @@ class ShadowScorer:
                  store:Store, # where its answers go (`shadow_predictions`)
                  alias:str|None=SHADOW, # the alias it is served under (kept with each row)
                  max_pending:int=100_000, # rows queued at most; requests beyond are skipped by the shadow (counted)
-                 batch_rows:int=5000, # most rows taken from the queue at once
-                 slice_rows:int=256, # rows scored per call of the line; before each, the shadow waits until no request has run for `quiet` s
-                 quiet:float=0.002, # ... not in the gap between back-to-back requests ...
-                 max_defer:float=2.0, # ... but at most this long (s) after the oldest queued request: under unbroken load it scores beside them
+                 batch_rows:int=5000, # most rows taken from the queue at once (one call of the line per group of them)
                 ):
         self.model, self.store, self.alias, self.max_pending, self.batch_rows = model, store, alias, max_pending, batch_rows
-        self.slice_rows, self.quiet, self.max_defer = slice_rows, quiet, max_defer
-        self._n_busy, self._idle, self._lock, self._last_end, self._deadline = 0, threading.Event(), threading.Lock(), 0., 0.
-        self._idle.set()
         self._q, self._cv, self._busy, self.closed = collections.deque(), threading.Condition(), False, False
         self.pending = self.scored = self.failed = self.skipped = self.written = self.dropped = self.batches = 0
         self.last_error = None
@@ -893,36 +805,9 @@ class ShadowScorer:
                 self.skipped += n
                 self.last_error = "shadow closed" if self.closed else f"more than {self.max_pending} rows waiting for the shadow: requests skipped"
                 return False
-            self._q.append((data, request_ids, strict, ts, time.monotonic())); self.pending += n
+            self._q.append((data, request_ids, strict, ts)); self.pending += n
             self._cv.notify()
         return True
-
-    def busy_begin(self):
-        "A request starts: the shadow's next slice waits until none runs (at most `max_defer` s)."
-        with self._lock: self._n_busy += 1; self._idle.clear()
-
-    def busy_end(self):
-        "A request has been answered (pair with `busy_begin`)."
-        with self._lock:
-            self._n_busy -= 1
-            if self._n_busy <= 0: self._n_busy = 0; self._idle.set(); self._last_end = time.monotonic()
-
-    def _wait_quiet(self):
-        "Wait until no request has run for `quiet` s, or the oldest request being scored has waited `max_defer` s."
-        while (left := self._deadline - time.monotonic()) > 0:
-            if not self._idle.wait(left): return
-            q = min(self._last_end + self.quiet, self._deadline) - time.monotonic()
-            if q <= 0: return
-            time.sleep(q)        # then look again: a request that came meanwhile is waited for too
-
-    def _scores(self, m:ServedModel, X:pd.DataFrame, strict:bool)->tuple:
-        "`_line_scores` slice by slice, each after a moment without requests (or `max_defer` s)."
-        labels, scores = [], []
-        for i in range(0, len(X), self.slice_rows):
-            self._wait_quiet()
-            l, sc = _line_scores(m, X.iloc[i:i+self.slice_rows] if len(X) > self.slice_rows else X, strict)
-            labels += l; scores.append(sc)
-        return labels, None if scores[0] is None else np.concatenate(scores)
 
     def _take(self)->list:
         "Whole queued entries up to `batch_rows` rows (at least one); waits for one; [] once closed and empty."
@@ -932,7 +817,6 @@ class ShadowScorer:
             while self._q and (not out or n + len(self._q[0][1]) <= self.batch_rows):
                 e = self._q.popleft(); out.append(e); n += len(e[1])
             self._busy = bool(out)
-            if out: self._deadline = out[0][4] + self.max_defer
             return out
 
     def _run(self):
@@ -947,7 +831,7 @@ class ShadowScorer:
                 with self._cv: self.pending -= n; self._busy = False; self._cv.notify_all()
 
     def _rows(self, m:ServedModel, entry, labels=None, scores=None, error=None, ms=None)->list:
-        data, rids, strict, ts, _ = entry
+        data, rids, strict, ts = entry
         base = dict(ts=ts, model=m.name, version=m.version, alias=self.alias, latency_ms=ms)
         if error is not None: return [dict(base, request_id=r, error=error) for r in rids]
         pr = _proba_dicts(m.classes, scores) if scores is not None else [None]*len(rids)
@@ -965,7 +849,7 @@ class ShadowScorer:
             t0 = time.perf_counter()
             try:
                 X = members[0][1] if len(members) == 1 else pd.concat([x for _, x in members], ignore_index=True)
-                labels, scores = self._scores(m, X, strict)
+                labels, scores = _line_scores(m, X, strict)
                 ms, i = (time.perf_counter() - t0)*1000, 0
                 for e, x in members:
                     k = len(x)
@@ -974,7 +858,7 @@ class ShadowScorer:
                 if len(members) == 1: rows += self._rows(m, members[0][0], error=_error_text(exc))
                 else:                        # one bad request must not fail the others: each on its own
                     for e, x in members:
-                        try: labels, scores = self._scores(m, x, strict); rows += self._rows(m, e, labels, scores)
+                        try: labels, scores = _line_scores(m, x, strict); rows += self._rows(m, e, labels, scores)
                         except Exception as exc2: rows += self._rows(m, e, error=_error_text(exc2))
         bad = sum(1 for r in rows if 'error' in r)
         self.batches += 1; self.scored += len(rows) - bad; self.failed += bad
