@@ -558,11 +558,11 @@ def test_records_frame_builds_columns(adult_line, rows):
 
 def test_frame_records_is_to_dict_records():
     "The CSV log rows: the same dicts, with the same Python value types, as `DataFrame.to_dict('records')`."
-    from assembly_line.serve import _frame_records
+    from assembly_line.records import frame_records
     from assembly_line.datasets import load_example
     for name in ('adult', 'titanic', 'hotel_bookings', 'cars', 'penguins'):
         df = load_example(name).head(300)
-        got, want = _frame_records(df), df.to_dict('records')
+        got, want = frame_records(df), df.to_dict('records')
         assert len(got) == len(want) == len(df)
         for g, w in zip(got, want):
             assert list(g) == list(w)
