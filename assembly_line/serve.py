@@ -5,21 +5,22 @@
 # %% auto #0
 __all__ = ['SHADOW', 'ServedModel', 'load_served', 'ModelService', 'create_app', 'serve', 'ShadowScorer']
 
-# %% ../nbs/92_serve.ipynb #89c0f900
+# %% ../nbs/92_serve.ipynb #8cac7a90
 import os, re, time, hmac, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError, RegistryConflict, StoreError, Role, clip_value
-from .store import Store, ModelVersion, ANY_VERSION, MAX_INT, jsonable, json_dumps, mask_url, new_request_ids, _orjson   # orjson: the JSON hot path (optional)
+from .core import AssemblyLineError, ConfigError, SchemaError, IntegrityError, RegistryError, RegistryConflict, StoreError, Role
+from .store import Store, ANY_VERSION, MAX_INT, jsonable, new_request_ids
 from .line import AssemblyLine
-from .deploy import Registry, LoadedModel, CHAMPION
+from .deploy import Registry, CHAMPION
 from .predlog import PredictionLog
 from .records import InputError, refusal, problem, problem_dicts, records_frame, frame_records, read_body
+from .edges import json_bytes, json_response, error_response, BodyLimit, AdminGate, house_errors
 
-# %% ../nbs/92_serve.ipynb #b9ca9d30
+# %% ../nbs/92_serve.ipynb #84dad681
 _log = logging.getLogger(__name__)
 
 def _proba_dicts(classes:list, scores:np.ndarray)->list:
@@ -31,7 +32,7 @@ def _log_inputs(data):
     if isinstance(data, pd.DataFrame): return frame_records(data)
     return data
 
-# %% ../nbs/92_serve.ipynb #5991d8f6
+# %% ../nbs/92_serve.ipynb #d68c8e1b
 @dataclass
 class ServedModel:
     "A verified line loaded for serving, with its registry identity."
@@ -68,7 +69,7 @@ def load_served(model_ref, # `name` (its champion), `name@alias`, `name@N` or a 
     name = mv.name if mv else Path(lm.path).resolve().name
     return ServedModel(lm.line, name, mv.version if mv else None, lm.ref, Path(lm.path), lm.sha256)
 
-# %% ../nbs/92_serve.ipynb #14966da4
+# %% ../nbs/92_serve.ipynb #82742795
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _one_thread():
@@ -96,24 +97,7 @@ def _flag(params, name:str)->bool:
     raise refusal(f"query parameter {name!r} is not a boolean", expected="true or false", parameter=name, value=v[:60])
 
 
-def _json_bytes(content)->bytes:
-    "JSON bytes written by the store's encoder (orjson when it can, NaN → null either way)."
-    if _orjson is not None:
-        try: return _orjson.dumps(content)      # the bytes that go out (`json_dumps` gives text)
-        except TypeError: pass                  # a value only the slow path takes
-    return json_dumps(content).encode()
-
-def _json_response(content, status_code:int=200, headers:dict|None=None):
-    "A JSON response of `content` (`_json_bytes`), or of bytes already encoded."
-    from starlette.responses import Response
-    body = content if isinstance(content, bytes) else _json_bytes(content)
-    return Response(body, status_code=status_code, headers=headers, media_type='application/json')
-
 def _shutting_down(): return refusal("the service is shutting down", status=503, error='ShuttingDown')
-
-def _error_response(exc:InputError):
-    "The JSON response of a refused request, every echoed text clipped (`core.clip_value`); `401`s say which scheme they want."
-    return _json_response(clip_value(exc.body), exc.status, {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
 
 SHADOW = 'shadow'     # the registry alias of a version scored in shadow beside the champion (see the last section)
 
@@ -354,7 +338,7 @@ class ModelService:
                 explain:bool=False)->tuple[bytes, float]:
         "A `/predict` body's answer as JSON bytes, and the line's ms: parsed, predicted, logged and encoded, all on a model thread."
         out, line_ms = self.predict_timed(self.parse(body, content_type), proba, strict, request_id, body, explain)
-        return _json_bytes(out), line_ms
+        return json_bytes(out), line_ms
 
     async def run_model(self, fn, *args):
         "Await `fn(*args)` on a model thread, the event loop free meanwhile (for `/health` above all); 503 once the service is shutting down."
@@ -375,76 +359,7 @@ class ModelService:
         "Store every prediction answered so far (`PredictionLog.ingest`): what a reader of the log calls first; None without a log."
         return self.predlog.ingest() if self.predlog is not None else None
 
-# %% ../nbs/92_serve.ipynb #86f953f1
-def _header(scope, name:bytes)->str|None:
-    "One request header of an ASGI `scope` (`name` in lower case), or None."
-    for k, v in scope['headers']:
-        if k == name: return v.decode('latin-1')
-    return None
-
-class _BodyLimit:
-    "ASGI middleware: a request body of more than `max_bytes`, counted as it arrives (any transfer encoding), is answered 413 at once."
-    def __init__(self, app, max_bytes:int): self.app, self.max_bytes = app, max_bytes
-    def refusal(self):
-        return _error_response(refusal("the request body is too large", status=413, error='BodyTooLarge', expected=f"at most {self.max_bytes} bytes"))
-    async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http': return await self.app(scope, receive, send)
-        n = _header(scope, b'content-length')
-        if n is not None and n.isdigit() and int(n) > self.max_bytes: return await self.refusal()(scope, receive, send)   # nothing read
-        seen, over, started = 0, False, False
-        async def counted():
-            nonlocal seen, over
-            if over: return {'type': 'http.disconnect'}
-            msg = await receive()
-            if msg['type'] == 'http.request':
-                seen += len(msg.get('body', b''))
-                if seen > self.max_bytes:
-                    over = True
-                    return {'type': 'http.disconnect'}      # the app stops reading, as if the client had gone
-            return msg
-        async def sent(msg):
-            nonlocal started
-            if over and not started: return                # the app's answer to a 'gone' client: the 413 below replaces it
-            started = started or msg['type'] == 'http.response.start'
-            await send(msg)
-        try: await self.app(scope, counted, sent)
-        except Exception:
-            if not over or started: raise                   # after `over`, the app's complaint that the client left
-        if over and not started: await self.refusal()(scope, receive, send)
-
-class _AdminGate:
-    "ASGI middleware: every request under `prefix` passes `check(authorization header)` (raises `InputError` 401/403) before anything reads its body."
-    def __init__(self, app, check, prefix:str='/admin'): self.app, self.check, self.prefix = app, check, prefix
-    async def __call__(self, scope, receive, send):
-        if scope['type'] == 'http':
-            path, root = scope['path'], scope.get('root_path') or ''
-            if root and path.startswith(root): path = path[len(root):]
-            if path == self.prefix or path.startswith(self.prefix + '/'):
-                try: self.check(_header(scope, b'authorization'))
-                except InputError as e: return await _error_response(e)(scope, receive, send)
-        await self.app(scope, receive, send)
-
-def _request_problems(errors:list)->list:
-    "FastAPI's validation errors (`RequestValidationError.errors()`) as the house's problems, each naming its field (`column`)."
-    out = []
-    for e in errors:
-        loc, kind = [str(x) for x in e.get('loc', ())], e.get('type', 'invalid')
-        field = '.'.join(loc[1:]) if len(loc) > 1 and kind != 'json_invalid' else (loc[0] if loc else None)   # ('body', 'version') -> 'version'
-        ctx = {k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in (e.get('ctx') or {}).items()}
-        out.append(problem(field, kind, f"{field}: {e.get('msg', 'invalid')}", examples=[] if kind == 'json_invalid' else [e.get('input')],
-                            expected=ctx or None))
-    return out
-
-def _http_response(exc):
-    "A Starlette `HTTPException` (404, 405, a router's own 400) in the house error shape, its headers (`Allow`, `WWW-Authenticate`) kept."
-    from http import HTTPStatus
-    try: name = ''.join(HTTPStatus(exc.status_code).phrase.title().split())
-    except ValueError: name = 'HTTPError'
-    r = _error_response(refusal(str(exc.detail), status=exc.status_code, error=name))
-    if exc.headers: r.headers.update(exc.headers)
-    return r
-
-# %% ../nbs/92_serve.ipynb #1a92c091
+# %% ../nbs/92_serve.ipynb #7c216ff8
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
@@ -497,8 +412,6 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     "The FastAPI app serving a registered model: validated predictions, health, metadata, admin routes, prediction log."
     from contextlib import asynccontextmanager
     from fastapi import FastAPI, Request, Header, Body, APIRouter
-    from fastapi.exceptions import RequestValidationError
-    from starlette.exceptions import HTTPException
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
     svc = ModelService(model_ref, store_url, admin_token, registry_root, log, max_rows, log_interval, model_threads, freeze_gc, shadow,
@@ -516,21 +429,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     app = FastAPI(title=f"assembly_line: {m.name}", version=str(m.version or 0), lifespan=lifespan, redirect_slashes=False,
                   description=f"Predictions of `{m.target}` ({m.task}) from the model `{m.ref}`, validated against its schema.")
     app.state.service = svc
-
-    @app.exception_handler(InputError)
-    async def _input_error(request, exc:InputError): return _error_response(exc)
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(request, exc:RequestValidationError):
-        probs = _request_problems(exc.errors())
-        return _error_response(refusal(f"{len(probs)} problem(s) in the request: " + '; '.join(p['message'] for p in probs[:3]), probs,
-                                    error='InvalidRequest'))
-    @app.exception_handler(HTTPException)
-    async def _http_error(request, exc:HTTPException): return _http_response(exc)
-    @app.exception_handler(Exception)           # Starlette's last resort: any error no route planned for
-    async def _unexpected(request, exc:Exception):
-        r = _error_response(refusal("an unexpected error occurred; the service's log has the details", status=500, error='InternalError'))
-        r.headers['Connection'] = 'close'       # uvicorn closes the connection after an app error: the client must not reuse it
-        return r
+    house_errors(app)                     # every refusal and unexpected error in the house shape (`edges`)
 
     errs = {422: dict(model=ErrorBody, description="invalid input: every problem listed"), 413: dict(model=ErrorBody),
             415: dict(model=ErrorBody), 503: dict(model=ErrorBody, description="the service is shutting down")}
@@ -559,9 +458,9 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         body = await request.body()
         out, line_ms = await svc.run_model(svc.respond, body, h.get('content-type'), proba, strict, rid, explain)
         # Server-Timing (W3C): the line's own time in this request, so a client can tell the service's overhead from the model's
-        return _json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
-    app.add_middleware(_BodyLimit, max_bytes=max_body)              # every route's body is counted
-    app.add_middleware(_AdminGate, check=svc.check_token)            # outermost: a request without the token is not even read
+        return json_response(out, headers={'Server-Timing': f"line;dur={line_ms:.3f}"})
+    app.add_middleware(BodyLimit, max_bytes=max_body)              # every route's body is counted
+    app.add_middleware(AdminGate, check=svc.check_token)            # outermost: a request without the token is not even read
 
     @app.get('/health', tags=['service'])
     async def health():
@@ -587,7 +486,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
         except (IntegrityError, RegistryError, ConfigError, StoreError) as e:    # a conflict: the alias moved since the caller read it
             status = 409 if isinstance(e, (IntegrityError, RegistryConflict)) else 404 if isinstance(e, RegistryError) else 422
             extra = dict(served=dict(name=svc.model.name, version=svc.model.version)) if isinstance(e, IntegrityError) else {}
-            return _error_response(InputError(status, {'problems': [], **e.to_dict(), **extra}))
+            return error_response(InputError(status, {'problems': [], **e.to_dict(), **extra}))
     V = dict(ge=1, le=MAX_INT)    # a version: checked against the database's integer range before the registry is asked
 
     @admin.post('/reload')
@@ -653,7 +552,7 @@ def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
     app = create_app(model_ref, store_url, admin_token, **{'freeze_gc': True, **app_kw})
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
-# %% ../nbs/92_serve.ipynb #e88b7e84
+# %% ../nbs/92_serve.ipynb #310e526a
 class ShadowScorer:
     "A challenger scored in a background thread on the requests the champion answered; its answers are logged (`Store.log_shadow`), never returned."
     def __init__(self,
