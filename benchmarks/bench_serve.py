@@ -25,8 +25,12 @@ unbroken load and ingests beside the requests, `--saturate-rounds` of each kind.
 the service's log has ingested what it holds (`pending` polled from `/health`): on these 2 CPUs its ingest would
 otherwise run beside the bare batch and slow it. (Every answered batch is appended to the log's spool before its
 answer: that write is inside every service figure.)
+Liveness last (`--clients`, default 50; `--liveness` runs only this part): that many clients in a child process
+saturate `/predict` for `--liveness-s` seconds, each on its own keep-alive connection, back to back, half single records,
+half batches of 10-1,000 rows (JSON, one in four CSV), while this process asks `/health` every 20 ms on its own connection; it prints `/health`'s
+p50/p99/max and the rows/s the clients got.
 Targets: service p50 overhead < 2 ms over the bare line per single request; batch throughput
->= 80% of bare. Then it stops the server with SIGTERM, rows still pending in its prediction log, and checks that every
+>= 80% of bare; `/health` p99 < 100 ms under the 50 clients. Then it stops the server with SIGTERM, rows still pending in its prediction log, and checks that every
 request id the service answered is in the store. Prints tables; asserts nothing.
 """
 import os
@@ -80,6 +84,50 @@ class RawClient:
         if not d: raise ConnectionError("the server closed the connection")
         self.buf += d
 
+def _load_clients(port:int, bodies:list, n:int, seconds:float, out):
+    "`n` threads, each on its own keep-alive connection, send `bodies` (cycled) to /predict back to back for `seconds`; puts (requests, rows, errors)."
+    import threading
+    stop, counts = time.monotonic() + seconds, []
+    def client(k):
+        rc, reqs, rows, errs = RawClient(port), 0, 0, 0
+        for i in range(k, 10**9):
+            if time.monotonic() > stop: break
+            b, m, ct = bodies[i % len(bodies)]
+            r = rc.send(RawClient.request_bytes('/predict', b, ct))
+            reqs += 1; rows += m if r.status_code == 200 else 0; errs += r.status_code != 200
+        counts.append((reqs, rows, errs))
+    ts = [threading.Thread(target=client, args=(k,)) for k in range(n)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    out.put(tuple(map(sum, zip(*counts))))
+
+def liveness(port:int, recs:list, clients:int, seconds:float)->dict:
+    "`/health` latencies (s) while `clients` in a child process saturate /predict (see the module's docstring)."
+    import multiprocessing as mp, random
+    rnd = random.Random(0)
+    bodies = []
+    for k in range(64):
+        m = 1 if k % 2 == 0 else rnd.choice([10, 50, 100, 200, 1000, 1000])
+        lo = rnd.randrange(0, len(recs) - m)
+        if k % 8 == 7: bodies.append((pd.DataFrame(recs[lo:lo+m]).to_csv(index=False).encode(), m, 'text/csv'))
+        else: bodies.append((json.dumps(recs[lo] if m == 1 else recs[lo:lo+m]).encode(), m, 'application/json'))
+    ctx = mp.get_context('spawn'); q = ctx.Queue()
+    p = ctx.Process(target=_load_clients, args=(port, bodies, clients, seconds, q)); p.start()
+    time.sleep(min(2., seconds/4))                  # the clients connect and the load settles
+    h, lat, end = Client(port), [], time.monotonic() + seconds - min(2., seconds/4) - 0.5
+    while time.monotonic() < end:
+        t = time.perf_counter(); r = h.get('/health'); lat.append(time.perf_counter() - t)
+        assert r.status_code == 200, r.text
+        time.sleep(0.02)
+    reqs, rows, errs = q.get(timeout=seconds + 120); p.join(60)
+    return dict(health=lat, requests=reqs, rows=rows, errors=errs, seconds=seconds, clients=clients)
+
+def print_liveness(lv:dict):
+    lat = lv['health']
+    print(f"\nliveness: {lv['clients']} clients saturating /predict for {lv['seconds']:.0f} s ({lv['requests']} requests, "
+          f"{lv['rows']/lv['seconds']:.0f} rows/s, {lv['errors']} errors); GET /health x{len(lat)}: p50 {pct(lat, 50):.1f} ms, "
+          f"p99 {pct(lat, 99):.1f} ms, max {max(lat)*1000:.1f} ms; load average {tuple(round(x, 2) for x in os.getloadavg())}")
+
 class Client:
     "One keep-alive HTTP/1.1 connection through `http.client`: what the benchmark's requests go through."
     def __init__(self, port:int): self.conn = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
@@ -102,6 +150,9 @@ def main():
     ap.add_argument('--bundle', help='reuse a saved bundle (else fit a HistGradientBoosting line on adult)')
     ap.add_argument('--data', help='a CSV of adult rows to predict (else load_example)')
     ap.add_argument('--no-log', action='store_true', help='serve without the prediction log')
+    ap.add_argument('--clients', type=int, default=50, help='clients saturating /predict while /health is timed')
+    ap.add_argument('--liveness-s', type=float, default=20., help='seconds of that load')
+    ap.add_argument('--liveness', action='store_true', help='only the liveness part')
     a = ap.parse_args()
     load0 = os.getloadavg()
     warnings.filterwarnings('ignore')
@@ -142,6 +193,9 @@ def main():
             except (OSError, http.client.HTTPException): c = Client(port)
             if srv.poll() is not None or time.time()-t0 > 120: raise SystemExit("the server did not start")
             time.sleep(0.1)
+        if a.liveness:
+            print_liveness(liveness(port, recs, a.clients, a.liveness_s))
+            return
         answered = []                                   # every request id the service returned
         def timed(send):
             """(reply, seconds of the round trip alone) of `send()`, which sends a ready-made body. The client's own encoding
@@ -219,6 +273,7 @@ def main():
                     while time.perf_counter()-t < 1.5: send[what](burst[0])
                     sat[what].append(sum(send[what](burst[i % a.burst]) for i in range(a.saturate))/a.saturate)
         h = c.get('/health').json()
+        lv = liveness(port, recs, a.clients, a.liveness_s) if a.clients else None
     finally:
         srv.terminate(); rc = srv.wait(60)              # SIGTERM: uvicorn's graceful stop, then the log is written
     from assembly_line.store import Store
@@ -272,11 +327,12 @@ def main():
                        dict(what='saturated: service JSON records', rows_per_s=sr(sat['json']), share_of_bare=sr(sat['json'])/sr(sat['bare'])),
                        dict(what='saturated: service CSV', rows_per_s=sr(sat['csv']), share_of_bare=sr(sat['csv'])/sr(sat['bare']))])
     print(); print(sa.to_string(index=False, float_format=lambda v: f"{v:10.2f}"))
+    if lv: print_liveness(lv)
     expect = set() if a.no_log else set(answered)
     lg = h['logging'] or {}
     print(f"\nprediction log after SIGTERM (server exit status {rc}): {len(logged & expect)} of {len(expect)} answered "
-          f"predictions logged -> logged == expected: {logged == expect} ({len(expect - logged)} missing, "
-          f"{len(logged - expect)} unexpected); the log at the last /health: "
+          f"predictions logged -> all logged: {not expect - logged} ({len(expect - logged)} missing, "
+          f"{len(logged - expect)} others, the liveness clients' included); the log at the last /health: "
           f"{ {k: lg[k] for k in ('pending', 'ingested', 'written', 'skipped', 'dropped', 'segments', 'last_error') if k in lg} }")
 
 if __name__ == '__main__': main()

@@ -145,11 +145,11 @@ def test_boolean_query_values(server, rows):
     r = server.post('/predict?strict=maybe', json=rec)
     assert r.status_code == 422 and r.json()['parameter'] == 'strict' and r.json()['value'] == 'maybe'
 
-def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
-    "Up to `inline_rows` rows run on the event loop's thread (no hop and wake-up); bigger batches on the one model thread."
+def test_every_request_runs_on_a_model_thread(adult_bundle, sqlite_url, rows):
+    "A single record and batches alike are parsed and predicted on the pool of model threads, never on the event loop's thread."
     from fastapi.testclient import TestClient
     recs = _recs(rows)
-    app = create_app(adult_bundle, sqlite_url, log=False, inline_rows=8)
+    app = create_app(adult_bundle, sqlite_url, log=False, model_threads=2)
     svc, seen = app.state.service, []
     pt = svc.predict_timed
     def spy(data, *a):
@@ -159,38 +159,53 @@ def test_small_requests_skip_the_model_thread(adult_bundle, sqlite_url, rows):
         for n in (1, 8, 9, 40):
             r = c.post('/predict', json=recs[:n])
             assert r.status_code == 200 and len(r.json()['predictions']) == n
-    on_model = {n: name.startswith('assembly-line-model') for n, name in seen}
-    assert on_model == {1: False, 8: False, 9: True, 40: True}, seen
+        assert c.post('/predict', content=rows.head(3).to_csv(index=False), headers={'Content-Type': 'text/csv'}).status_code == 200
+    assert [n for n, _ in seen] == [1, 8, 9, 40, 3] and all(name.startswith('assembly-line-model') for _, name in seen), seen
+    assert svc.executor is None and svc.model_threads == 2      # closed with the lifespan
 
-def test_typed_batch_decoding_matches_the_general_path(adult_bundle, sqlite_url, adult_line):
-    "A clean batch decoded by msgspec gives the frame, answers and logged inputs of the general path; anything else goes that way."
-    pytest.importorskip('msgspec')
-    from assembly_line.serve import ModelService, _Batch, InputError
+def test_health_answers_while_the_model_is_busy(adult_bundle, sqlite_url, rows):
+    "Every model thread held inside the model: `/health` and `/model` still answer, before the held predictions do."
+    app = create_app(adult_bundle, sqlite_url, log=False, model_threads=1)
+    scores, entered, release = app.state.service.model.line.model_.predict_scores, threading.Event(), threading.Event()
+    def held(X):
+        entered.set(); release.wait(60); return scores(X)
+    app.state.service.model.line.model_.predict_scores = held     # the one model thread blocks in the model
+    done, answers = [], []
+    with running(app) as c:
+        def predict(rec):
+            answers.append(c.post('/predict', json=rec).status_code); done.append(time.monotonic())
+        ts = [threading.Thread(target=predict, args=(r,)) for r in _recs(rows)[:3]]   # one held, two queued behind it
+        for t in ts: t.start()
+        try:
+            assert entered.wait(30), "no request reached the model"
+            h, m = c.get('/health'), c.get('/model')
+            answered = time.monotonic()
+            assert (h.status_code, h.json()['status'], m.status_code) == (200, 'ok', 200)
+            assert not done                                            # the predictions are still held
+        finally:
+            release.set()
+            for t in ts: t.join(60)
+    assert answers == [200]*3 and min(done) > answered
+
+def test_every_json_batch_form_gives_the_same_answers_and_log(adult_bundle, sqlite_url, adult_line):
+    "A list, `{\"records\": [...]}` and an indented body give the frame, answers and logged inputs of plain records; the log keeps them as sent."
+    from assembly_line.serve import ModelService
     svc = ModelService(adult_bundle, sqlite_url)
     try:
         recs = _recs(adult_line[1].iloc[:300])                         # the target included, as clients may send it
         recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'], recs[4]['age'] = None, None, 40.5, 10**30
-        dec = svc.model.decoder
-        for body in (json.dumps(recs), json.dumps({'records': recs}), ' \n' + json.dumps({ 'records': recs[:2]}, indent=1)):
-            fast = svc.parse(body.encode(), 'application/json')
-            assert isinstance(fast, _Batch)
-            general = json.loads(body)
-            general = general['records'] if isinstance(general, dict) else general
-            pd.testing.assert_frame_equal(dec.frame(fast), records_frame(general, svc.model.line.schema_, ignore=('income',))[0])
-            a, b = svc.predict(fast, proba=True), svc.predict(general, proba=True)
+        b = svc.predict(recs, proba=True)
+        for body in (json.dumps(recs), json.dumps({'records': recs}), ' \n' + json.dumps({ 'records': recs}, indent=1)):
+            parsed = svc.parse(body.encode(), 'application/json')
+            pd.testing.assert_frame_equal(records_frame(parsed, svc.model.line.schema_, ignore=('income',))[0],
+                                          records_frame(recs, svc.model.line.schema_, ignore=('income',))[0])
+            a = svc.predict(parsed, proba=True)
             assert (a['predictions'], a['probabilities']) == (b['predictions'], b['probabilities'])
-        c = svc.predict(general)                                       # no probabilities asked for: the log still keeps them
+        c = svc.predict(recs)                                          # no probabilities asked for: the log still keeps them
         assert svc.predlog.close()
         log = Store(sqlite_url).get_predictions().set_index('request_id')
-        assert [log.inputs[r] for r in a['request_ids'][:2]] == recs[:2]  # the records as sent, target and all
+        assert [log.inputs[r] for r in a['request_ids'][:4]] == recs[:4]  # the records as sent: target, nulls, a float in an integer column
         assert [log.outputs[r] for r in c['request_ids']] == [{'prediction': p, 'proba': q} for p, q in zip(b['predictions'], b['probabilities'])]
-        for bad in ([{**recs[0], 'colour': 'red'}], [{**recs[0], 'age': True}], [{**recs[0], 'age': {'y': 1}}],
-                    [{k: v for k, v in recs[0].items() if k != 'age'}], {'records': recs[:1], 'x': 1}, [{**recs[0], 'age': 1e400}]):
-            body = json.dumps(bad).replace('Infinity', '1e400').encode()   # a number too large for a float
-            assert not isinstance(svc.parse(body, 'application/json'), _Batch), bad
-        batch = svc.parse(json.dumps(recs[:3]).encode(), 'application/json')
-        svc.model = type(svc.model)(**{k: getattr(svc.model, k) for k in ('line', 'name', 'version', 'ref', 'path', 'sha256')})
-        assert svc.predict(batch)['predictions'] == svc.predict(recs[:3])['predictions']   # decoded for the model before a reload
     finally: svc.close()
 
 def test_freeze_gc_and_reload(reg):
@@ -464,7 +479,7 @@ def _wait_for(cond, timeout=5.0):
     return cond()
 
 def _odd_inputs(svc, df):
-    """Every kind of input a request brings, with odd values: a typed JSON batch (nulls, a float in an integer column),
+    """Every kind of input a request brings, with odd values: a JSON batch with newlines (nulls, a float in an integer column),
     CSV (missing values), plain records (a huge integer, an ignored key with quotes and a newline, NaN)."""
     recs = _recs(df)
     recs[1]['age'], recs[2]['workclass'], recs[3]['hours-per-week'] = None, None, 40.5
@@ -472,7 +487,6 @@ def _odd_inputs(svc, df):
     odd[0]['age'], odd[1]['note'], odd[2]['workclass'] = 10**30, 'é"\\n', float('nan')
     csv = df.drop(columns='income').to_csv(index=False).replace(',40,', ',,', 3).encode()
     typed = svc.parse(json.dumps({'records': recs}, indent=1).encode(), 'application/json')   # newlines in the body
-    assert type(typed).__name__ == '_Batch'
     return {'typed': (typed, recs), 'records': (odd, odd), 'csv': (svc.parse(csv, 'text/csv'), None)}
 
 def test_log_stores_every_kind_of_input_as_sent(adult_bundle, store_url, adult_line):
@@ -544,11 +558,11 @@ def test_records_frame_builds_columns(adult_line, rows):
 
 def test_frame_records_is_to_dict_records():
     "The CSV log rows: the same dicts, with the same Python value types, as `DataFrame.to_dict('records')`."
-    from assembly_line.serve import _frame_records
+    from assembly_line.records import frame_records
     from assembly_line.datasets import load_example
     for name in ('adult', 'titanic', 'hotel_bookings', 'cars', 'penguins'):
         df = load_example(name).head(300)
-        got, want = _frame_records(df), df.to_dict('records')
+        got, want = frame_records(df), df.to_dict('records')
         assert len(got) == len(want) == len(df)
         for g, w in zip(got, want):
             assert list(g) == list(w)
@@ -686,14 +700,12 @@ def test_shadow_scorer_rows_on_sqlite_and_postgres(adult_bundle, adult_line, sto
     store = Store(store_url)
     m = load_served(adult_bundle)
     m.version = 7                                    # a registered version's rows carry it (the bundle folder has none)
-    sh = ShadowScorer(m, store, alias='shadow', slice_rows=8)
+    sh = ShadowScorer(m, store, alias='shadow')
     recs, t = _recs(rows), pd.Timestamp.now(tz='UTC').to_pydatetime()
-    sh.busy_begin()                                  # a request in flight: the shadow waits (at most max_defer)
     sh.submit(recs[:20], [f"g{i}" for i in range(20)], False, t)
     sh.submit(recs[20:21], ['one'], False, t)
     sh.submit(rows.iloc[21:30], [f"csv{i}" for i in range(9)], False, t)        # a CSV frame: its own group
     sh.submit([{**recs[0], 'age': [1]}], ['bad'], False, t)                    # refused by the schema: a failure row
-    sh.busy_end()
     assert sh.flush(30)
     st = sh.stats()
     assert (st['scored'], st['failed'], st['written'], st['pending']) == (30, 1, 31, 0)
@@ -845,6 +857,7 @@ def test_edge_error_bodies_cap_echoed_values(edge, rows):
     for r in refusals:
         assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
         assert len(r.content) < 5000, (r.request.url, r.status_code, len(r.content), r.text[:300])
+        _house(r, r.status_code)
     d = refusals[0].json()
     p = d['problems'][0]
     assert len(p['value']) == 200 and p['value'].startswith('z'*150) and p['value'].endswith('[cut: 600000 characters]'), p['value']
@@ -866,6 +879,20 @@ def test_edge_label_batch_accepted_or_refused_whole(edge, reg, rows):
     r = c.post('/labels', json={'labels': {i: '>50K' for i in ids}})
     assert r.status_code == 200 and sorted(r.json()['accepted']) == sorted(ids), r.text
     assert labelled() == set(ids)
+
+def test_edge_every_refusal_has_the_house_shape(edge, rows):
+    "Router, method, media type, size, token, validation, schema, conflict and the monitor's own refusals: each `{error, message, problems}`."
+    c, _ = edge
+    auth = {'Authorization': f'Bearer {TOKEN}'}
+    for r, status in [(c.get('/nowhere'), 404), (c.get('/predict'), 405), (c.delete('/health'), 405),
+                      (c.post('/predict', content=b'x', headers={'Content-Type': 'text/plain'}), 415),
+                      (c.post('/predict', content=b''), 422), (c.post('/predict', content=b'{"a": '), 422),
+                      (c.post('/predict', json={**_recs(rows)[0], 'age': 'old'}), 422),
+                      (c.post('/predict', json=_recs(rows)[0], headers={'X-Request-ID': 'bad id!'}), 422),
+                      (c.post('/admin/reload'), 401), (c.post('/admin/promote', json={}, headers=auth), 422),
+                      (c.post('/admin/promote', json={'version': 999}, headers=auth), 404),
+                      (c.get('/monitor?version=x'), 422), (c.post('/labels', json={'nope': 1}), 422)]:
+        _house(r, status)
 
 def test_edge_unexpected_error_is_a_json_500_without_internals(adult_bundle, sqlite_url):
     "An error nobody planned for is a JSON 500 in the house shape, without the exception's text or a traceback."
