@@ -28,7 +28,7 @@ fi
 echo "in sync"
 
 echo "== 2/3 notebook tests over nbs/"
-flags="slow"; [ "${FAST:-0}" = "1" ] && flags=""
+flags="slow postgres dask"; [ "${FAST:-0}" = "1" ] && flags=""
 python tools/test_nbs.py --path nbs --flags "$flags" --n_workers 2 --timeout 900 --retries 1
 
 echo "== 3/3 pytest over tests/"
