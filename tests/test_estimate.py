@@ -69,12 +69,17 @@ def test_random_effects_finds_a_known_bias_and_spread():
     assert none['tau'] < 0.005 and abs(none['bias']) < 3 * none['bias_se'], none
     with pytest.raises(DataError, match='at least 3 chunks'): random_effects([0., np.nan, 0.1], [1e-4, 1e-4, 1e-4])
 
+def _with_and_without_error_model(Pr, yr):
+    "The same reference fitted twice: with the error model of reference chunks, and sampling error only (`n_chunks=0`)."
+    P, y = np.concatenate(Pr), np.concatenate(yr)
+    return (PerformanceEstimator(n_boot=20, n_sim=300, seed=0).fit(P, y),
+            PerformanceEstimator(n_boot=20, n_sim=300, seed=0, n_chunks=0).fit(P, y))
+
 def test_interval_widens_when_reference_stretches_show_estimation_error():
     "Reference stretches whose outcome relation wobbles (known, sd 0.3): the error model learns tau and its intervals hold later windows with the same wobble; the sampling interval alone does not."
     rng = np.random.default_rng(0)
     Pr, yr = _wobbling(rng, 20, 200, 0.3); Pw, yw = _wobbling(rng, 30, 300, 0.3)
-    est = PerformanceEstimator(n_boot=20, n_sim=300, seed=0).fit(np.concatenate(Pr), np.concatenate(yr))
-    bare = PerformanceEstimator(n_boot=20, n_sim=300, seed=0, n_chunks=0).fit(np.concatenate(Pr), np.concatenate(yr))
+    est, bare = _with_and_without_error_model(Pr, yr)
     assert bare.error_ == {} and min(e['tau'] for e in est.error_.values()) > 0.02, est.error_
     withe, without = _window_rows(est, Pw, yw), _window_rows(bare, Pw, yw)
     for m in ESTIMABLE:
@@ -85,8 +90,7 @@ def test_steady_reference_keeps_the_sampling_interval():
     "No wobble: tau comes out near zero and the interval stays close to the sampling interval (the error model is not a blanket widening)."
     rng = np.random.default_rng(2)
     Pr, yr = _wobbling(rng, 20, 200, 0.); Pw, yw = _wobbling(rng, 30, 300, 0.)
-    est = PerformanceEstimator(n_boot=20, n_sim=300, seed=0).fit(np.concatenate(Pr), np.concatenate(yr))
-    bare = PerformanceEstimator(n_boot=20, n_sim=300, seed=0, n_chunks=0).fit(np.concatenate(Pr), np.concatenate(yr))
+    est, bare = _with_and_without_error_model(Pr, yr)
     assert max(e['tau'] for e in est.error_.values()) < 0.01, est.error_
     withe, without = _window_rows(est, Pw, yw), _window_rows(bare, Pw, yw)
     for m in ESTIMABLE: assert withe[m][0] >= 0.9 and withe[m][1] < 1.25 * without[m][1], (m, withe, without)
