@@ -1,5 +1,5 @@
 """The prediction log as a spool: a service killed with SIGKILL under load loses no acknowledged prediction and
-duplicates none (real uvicorn, real SQLite); torn and foreign lines are skipped with a report; ingest is idempotent."""
+duplicates none (real uvicorn, on SQLite and on PostgreSQL); torn and foreign lines are skipped with a report; ingest is idempotent."""
 import datetime as dt, json, shutil, signal, threading, time
 import pytest
 
@@ -24,8 +24,9 @@ def _client(base, recs, acked, stop, size=5):
             except httpx.TransportError: return            # killed: this request was never answered
             if r.status_code == 200: acked.extend(r.json()['request_ids'])
 
-def test_sigkill_under_load_loses_no_acknowledged_prediction(adult_bundle, adult_line, tmp_path):
-    url = f"sqlite:///{tmp_path/'store.sqlite'}"
+def test_sigkill_under_load_loses_no_acknowledged_prediction(adult_bundle, adult_line, store_url, tmp_path, monkeypatch):
+    url = store_url
+    monkeypatch.setenv('ASSEMBLY_LINE_PREDLOG_DIR', str(tmp_path/'spools'))   # PostgreSQL's spool (SQLite's sits by its file)
     Store(url).close()
     recs = json.loads(adult_line[1].drop(columns='income').iloc[:200].to_json(orient='records'))
     acked, stop = [], threading.Event()
