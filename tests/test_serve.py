@@ -696,7 +696,7 @@ def test_admin_shadow_route(shadow_reg, adult_bundle, sqlite_url, rows):
 
 def test_shadow_scorer_rows_on_sqlite_and_postgres(adult_bundle, adult_line, store_url, rows):
     "The shadow thread on its own, against a real database: grouped entries, a refused entry, labels joined by request id."
-    from assembly_line.serve import ShadowScorer, load_served
+    from assembly_line.served import ShadowScorer, load_served
     store = Store(store_url)
     m = load_served(adult_bundle)
     m.version = 7                                    # a registered version's rows carry it (the bundle folder has none)
