@@ -134,3 +134,26 @@ def test_a_callers_budget_caps_every_stage_and_the_refit_falls_back_at_its_deadl
     note = line._refit(line.prepare(df), line.target_of(df).to_numpy(), 0., len(line.folds_))
     assert note.startswith('kept fold models'), note
     assert line.model_ is model                           # the predictor is untouched
+
+def test_line_is_a_scikit_learn_estimator(tmp_path):
+    "clone, get_params/set_params and cross_val_score take the line as any estimator; the target may come apart as y."
+    from sklearn.base import clone, BaseEstimator
+    from sklearn.model_selection import cross_val_score, KFold
+    import io
+    df = load_example('penguins')
+    echo = io.StringIO()
+    line = AssemblyLine('species', time_budget=5, include=['linear'], tune=False, ensemble=False, holdout=0, n_jobs=1, echo=echo)
+    assert isinstance(line, BaseEstimator)
+    twin = clone(line)
+    assert twin.get_params() == line.get_params() and twin.echo is echo   # the echo file is shared, not copied
+    assert twin.set_params(seed=7) is twin and twin.seed == 7 and line.seed == 0
+    X, y = df.drop(columns='species'), df['species']
+    scores = cross_val_score(line, X, y, cv=KFold(3, shuffle=True, random_state=0))
+    assert scores.shape == (3,) and np.isfinite(scores).all() and (scores < 0.5).all(), scores
+    assert not hasattr(line, 'model_')                                      # cross_val_score fitted clones
+    fitted = clone(line).fit(X, y)
+    assert fitted.score(X, y) == pytest.approx(fitted.score(df))
+    with pytest.raises(ConfigError, match='given twice'): clone(line).fit(df, y)
+    with pytest.raises(ConfigError, match='differ in length'): clone(line).fit(X, y.iloc[:-1])
+    back = AssemblyLine.load(fitted.save(tmp_path/'b'))
+    assert back.score(df) == pytest.approx(fitted.score(df)) and back.get_params()['target'] == 'species'
