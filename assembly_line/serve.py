@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['ModelService', 'create_app', 'serve']
 
-# %% ../nbs/93_serve.ipynb #f38a806a
-import os, re, time, hmac, asyncio, threading, logging, collections, importlib.util, datetime as dt
+# %% ../nbs/93_serve.ipynb #2cb43d8f
+import os, re, time, asyncio, threading, logging, collections, importlib.util, datetime as dt
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,9 +19,9 @@ from .deploy import Registry, CHAMPION
 from .predlog import PredictionLog
 from .served import ServedModel, load_served, SHADOW, ShadowScorer, proba_dicts, one_thread, request_frame, line_scores
 from .records import InputError, refusal, problem, problem_dicts, records_frame, frame_records, read_body
-from .edges import json_bytes, json_response, error_response, BodyLimit, AdminGate, house_errors
+from .edges import json_bytes, json_response, error_response, BodyLimit, AdminGate, house_errors, check_bearer
 
-# %% ../nbs/93_serve.ipynb #4a9d25be
+# %% ../nbs/93_serve.ipynb #c18aab89
 _log = logging.getLogger(__name__)
 
 def _log_inputs(data):
@@ -29,7 +29,7 @@ def _log_inputs(data):
     if isinstance(data, pd.DataFrame): return frame_records(data)
     return data
 
-# %% ../nbs/93_serve.ipynb #e4ccfe15
+# %% ../nbs/93_serve.ipynb #7d201bc8
 _RID = re.compile(r'^[A-Za-z0-9_.:-]{1,48}$')
 
 def _refreeze():
@@ -152,9 +152,7 @@ class ModelService:
         if not self.admin_token:
             raise refusal("admin routes are disabled: start the service with an admin token (ASSEMBLY_LINE_ADMIN_TOKEN)",
                        status=403, error='AdminDisabled')
-        scheme, _, tok = (authorization or '').partition(' ')
-        ok = hmac.compare_digest(tok.strip().encode(), self.admin_token.encode()) and scheme.lower() == 'bearer'
-        if not ok: raise refusal("missing or wrong admin token", status=401, error='Unauthorized', expected="Authorization: Bearer <token>")
+        check_bearer(authorization, self.admin_token)
 
     @property
     def alias(self)->str|None:
@@ -292,7 +290,7 @@ class ModelService:
         "Store every prediction answered so far (`PredictionLog.ingest`): what a reader of the log calls first; None without a log."
         return self.predlog.ingest() if self.predlog is not None else None
 
-# %% ../nbs/93_serve.ipynb #5dc522ce
+# %% ../nbs/93_serve.ipynb #bda6b607
 def _record_schema(m:ServedModel)->dict:
     "JSON Schema of one input record, from the model's schema."
     props = {}
