@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['json_bytes', 'json_response', 'error_response', 'BodyLimit', 'check_bearer', 'AdminGate', 'house_errors']
 
-# %% ../nbs/89_edges.ipynb #1e54ef3e
+# %% ../nbs/89_edges.ipynb #a115617b
 import hmac
 from .core import clip_value
 from .store import json_dumps
@@ -13,7 +13,7 @@ from .records import InputError, refusal, problem
 try: import orjson as _orjson            # the JSON hot path (a core requirement; `json_dumps` takes the rest)
 except ImportError: _orjson = None
 
-# %% ../nbs/89_edges.ipynb #1a8ea3bd
+# %% ../nbs/89_edges.ipynb #18e96c39
 def json_bytes(content)->bytes:
     "JSON bytes written by the store's encoder (orjson when it can, NaN → null either way)."
     if _orjson is not None:
@@ -128,5 +128,3 @@ def house_errors(app):
         r.headers['Connection'] = 'close'       # uvicorn closes the connection after an app error: the client must not reuse it
         return r
     return app
-
-
