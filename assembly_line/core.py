@@ -4,18 +4,22 @@
 
 # %% ../nbs/00_core.ipynb #ea3c3573
 from __future__ import annotations
-import os, sys, random, hashlib, json, time, datetime as dt, platform
+import os, sys, random, hashlib, json, math, decimal, time, datetime as dt, platform
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from dataclasses import dataclass, field
 from importlib import metadata
 import numpy as np, pandas as pd
+try: import orjson as _orjson
+except ImportError: _orjson = None
 
 # %% auto #0
 __all__ = ['ECHO_LIMIT', 'clip_value', 'AssemblyLineError', 'DataError', 'TargetError', 'SchemaError', 'ConfigError',
            'NotFittedError', 'BudgetError', 'IntegrityError', 'RegistryError', 'StoreError', 'RegistryConflict',
            'TaskKind', 'Role', 'seed_everything', 'Budget', 'data_hash', 'file_hash', 'library_versions',
-           'stop_worker_pools', 'markdown_table', 'default_home', 'RunPaths', 'run_paths']
+           'stop_worker_pools', 'markdown_table', 'utc', 'jsonable', 'JSONText', 'json_dumps', 'default_home',
+           'RunPaths', 'run_paths']
 
 # %% ../nbs/00_core.ipynb #f6f23b62
 ECHO_LIMIT = 200    # the most characters of an offending value an error body repeats
@@ -248,6 +252,54 @@ def markdown_table(header, # the column names, or a DataFrame (its columns and r
     header = list(header)
     return '\n'.join(['| ' + ' | '.join(map(cell, header)) + ' |', '|' + '---|'*len(header)] +
                       ['| ' + ' | '.join(map(cell, r)) + ' |' for r in rows])
+
+# %% ../nbs/00_core.ipynb #95c3abc4
+_UTC = dt.timezone.utc
+
+def utc(value, # a datetime, `pd.Timestamp`, `np.datetime64` or ISO string; naive means UTC
+        what:str='timestamp')->dt.datetime:
+    "`value` as a timezone-aware UTC `datetime`."
+    if isinstance(value, str):
+        try: value = pd.Timestamp(value)
+        except ValueError: raise ConfigError(f"{what} is not a date/time", value=value, expected="ISO 8601 string or datetime") from None
+    elif isinstance(value, np.datetime64): value = pd.Timestamp(value)
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime): value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime) or value is pd.NaT:
+        raise ConfigError(f"{what} is not a date/time", value=value, expected="datetime, pd.Timestamp or ISO 8601 string")
+    if isinstance(value, pd.Timestamp): value = value.to_pydatetime()
+    return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+
+def jsonable(obj):
+    "`obj` with NumPy/pandas scalars made plain, `NaN`/`NaT` made `None` and dates made ISO strings."
+    if obj is None or type(obj) in (str, bool, int): return obj
+    if isinstance(obj, str): return str.__str__(obj)   # numpy.str_, str enums: their plain text (orjson takes only str keys)
+    if isinstance(obj, int): return int(obj)      # IntEnum and other int subclasses
+    if isinstance(obj, float): return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Mapping): return {str(k): jsonable(v) for k,v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray): return jsonable(obj.tolist())
+    if obj is pd.NaT or obj is pd.NA: return None
+    if isinstance(obj, np.generic): return jsonable(obj.item())
+    if isinstance(obj, (dt.datetime, dt.date, dt.time)): return obj.isoformat()
+    if isinstance(obj, decimal.Decimal): return jsonable(float(obj))
+    if isinstance(obj, (set, frozenset)): return [jsonable(v) for v in sorted(obj, key=str)]
+    raise TypeError(f"cannot store a {type(obj).__name__} as JSON: {obj!r:.80}")
+
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(',', ':')).encode
+
+class JSONText(str):
+    "Text that is JSON already (made by a trusted writer: the service's prediction log); `json_dumps` passes it on as it is."
+    __slots__ = ()
+
+def json_dumps(obj)->str:
+    "Compact JSON for the store; the fast path is orjson (or plain `json`), the slow one cleans up NumPy, `NaN` and dates."
+    if type(obj) is JSONText: return obj
+    if _orjson is not None:
+        try:   # non-finite floats are written as null, as `jsonable` would; anything else unusual takes the slow path
+            return _orjson.dumps(obj).decode()
+        except TypeError: pass
+    try: return _ENCODE(obj)
+    except (TypeError, ValueError): return _ENCODE(jsonable(obj))
 
 # %% ../nbs/00_core.ipynb #f3d251ae
 def default_home()->Path:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .core import (markdown_table, AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError,
                                 RegistryConflict, TaskKind, Role, run_paths, file_hash, library_versions)
-from .store import Store, ModelVersion, jsonable, ANY_VERSION, check_model_name, check_alias
+from .core import jsonable
+from .store import Store, ModelVersion, ANY_VERSION, check_model_name, check_alias
 from .line import AssemblyLine, verify_bundle, _write_manifest, BUNDLE_FORMAT, RUN_FILE
 
 # %% auto #0
@@ -370,7 +371,7 @@ class Registry:
                 ):
         self.store = store_or_url if isinstance(store_or_url, Store) else Store(store_or_url)
         if root is None:
-            db = self.store._url.database if self.store.dialect == 'sqlite' else None
+            db = self.store.database if self.store.dialect == 'sqlite' else None
             root = Path(db).parent/'artifacts' if db and db != ':memory:' else run_paths('default').artifacts
         self.root = Path(root).resolve()
     def __repr__(self): return f"Registry({self.store.url!r}, root={str(self.root)!r})"

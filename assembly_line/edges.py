@@ -7,8 +7,7 @@ __all__ = ['json_bytes', 'json_response', 'error_response', 'BodyLimit', 'check_
 
 # %% ../nbs/89_edges.ipynb #a115617b
 import hmac
-from .core import clip_value
-from .store import json_dumps
+from .core import clip_value, json_dumps
 from .records import InputError, refusal, problem
 try: import orjson as _orjson            # the JSON hot path (a core requirement; `json_dumps` takes the rest)
 except ImportError: _orjson = None

@@ -262,7 +262,7 @@ def random_effects(d:np.ndarray, # differences realised − estimated, one per c
 
 # %% ../nbs/84_estimate.ipynb #7d895a28
 def _json_default(o):
-    from assembly_line.store import jsonable   # NumPy scalars and arrays as plain values (store's rules); lazy: SQLAlchemy stays unloaded
+    from assembly_line.core import jsonable   # NumPy scalars and arrays as plain values (the store's rules)
     v = jsonable(o)
     if v is o: raise TypeError(f"not JSON serialisable: {type(o).__name__}")
     return v

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import ConfigError, DataError, SchemaError, RegistryError, data_hash
-from .store import Store, MAX_INT, jsonable
+from .core import jsonable
+from .database import MAX_INT
+from .store import Store
 from .records import InputError
 from .edges import check_bearer
 

@@ -1001,7 +1001,9 @@ def monitor_router(store_url, # SQLAlchemy URL of the store (or a `Store`)
     "A FastAPI router with `GET /monitor` (the HTML page) and `POST /labels` (late labels)."
     from fastapi import APIRouter, Body, Query, HTTPException
     from fastapi.responses import HTMLResponse, JSONResponse
-    from assembly_line.store import Store, MAX_INT, jsonable
+    from assembly_line.store import Store
+    from assembly_line.database import MAX_INT
+    from assembly_line.core import jsonable
     store = store_url if hasattr(store_url, 'monitoring_results') else Store(store_url)
     ref = reference if reference is None or isinstance(reference, Reference) else read_reference(reference)
     allowed = classes if classes is not None else (ref.classes if ref is not None else None)

@@ -10,8 +10,9 @@ import os, re, time, fcntl, hashlib, logging, secrets, threading, datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 import sqlalchemy as sa
-from .core import ConfigError, StoreError, default_home
-from .store import Store, predictions, json_dumps, _JSONText
+from .core import ConfigError, StoreError, default_home, json_dumps, JSONText
+from .database import predictions
+from .store import Store
 import orjson, msgspec
 
 # %% ../nbs/91_predlog.ipynb #590e2baa
@@ -72,7 +73,7 @@ class _Line(msgspec.Struct, forbid_unknown_fields=True):
 _DECODE = msgspec.json.Decoder(_Line)
 
 def line_rows(line:bytes)->list:
-    "The store rows of one line (inputs and outputs as JSON text, for `Store._log_rows`); `ValueError` saying what is wrong with a line that is not one."
+    "The store rows of one line (inputs and outputs as JSON text, for `Store.log_rows`); `ValueError` saying what is wrong with a line that is not one."
     try: b = _DECODE.decode(line)
     except msgspec.DecodeError as e: raise ValueError(f"not a prediction-log line: {e}") from None
     ids, n = b.ids, len(b.ids)
@@ -84,8 +85,8 @@ def line_rows(line:bytes)->list:
     if ts.tzinfo is None: raise ValueError(f"a time without its time zone: {b.ts}")
     outs = ([{'prediction': p} for p in b.predictions] if b.scores is None else
             [{'prediction': p, 'proba': dict(zip(b.classes, s))} for p, s in zip(b.predictions, b.scores)])
-    outs = [_JSONText(_dumps(o), 'utf-8') for o in outs]
-    return [dict(request_id=r, ts=ts, model=b.model, version=b.version, inputs=_JSONText(bytes(i), 'utf-8'), outputs=o,
+    outs = [JSONText(_dumps(o), 'utf-8') for o in outs]
+    return [dict(request_id=r, ts=ts, model=b.model, version=b.version, inputs=JSONText(bytes(i), 'utf-8'), outputs=o,
                  latency_ms=b.latency_ms) for r, i, o in zip(ids, b.inputs, outs)]
 
 # %% ../nbs/91_predlog.ipynb #e621a8f0
@@ -171,13 +172,13 @@ def _insert_new(store:Store, rows:list, rep:IngestReport):
         if r['request_id'] in seen: rep.skipped += 1
         else: seen.add(r['request_id']); new.append(r)
     if not new: return
-    try: store._log_rows(new); rep.rows += len(new); return      # rows made right by `line_rows`: past the store's checks
+    try: store.log_rows(new); rep.rows += len(new); return      # rows made right by `line_rows`: past the store's checks
     except StoreError as e:
         if e.column != 'request_id': raise                          # not "already logged": refused or down
     have = _stored(store, [r['request_id'] for r in new])
     new = [r for r in new if r['request_id'] not in have]
     rep.skipped += len(have)
-    if new: store._log_rows(new)
+    if new: store.log_rows(new)
     rep.rows += len(new)
 
 def _ingest_one(store:Store, path:Path, live:bool, rep:IngestReport)->bool:

@@ -10,8 +10,7 @@ import io, json, math
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 import numpy as np, pandas as pd
-from .core import Role
-from .store import jsonable
+from .core import Role, jsonable
 try: import orjson as _orjson            # the fast JSON parser (a core requirement; the standard one takes the rest)
 except ImportError: _orjson = None
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import AssemblyLineError, ConfigError, SchemaError, IntegrityError, RegistryError, RegistryConflict, StoreError, Role
-from .store import Store, ANY_VERSION, MAX_INT, jsonable, new_request_ids
+from .core import jsonable
+from .database import MAX_INT
+from .logs import new_request_ids
+from .store import Store, ANY_VERSION
 from .line import AssemblyLine
 from .deploy import Registry, CHAMPION
 from .predlog import PredictionLog

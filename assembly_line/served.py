@@ -10,8 +10,8 @@ import time, threading, logging, collections, datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import AssemblyLineError, SchemaError
-from .store import Store, jsonable
+from .core import AssemblyLineError, SchemaError, jsonable
+from .store import Store
 from .line import AssemblyLine
 from .deploy import Registry, load_model
 from .records import InputError, refusal, problem_dicts, records_frame

@@ -4,210 +4,23 @@
 
 # %% ../nbs/05_store.ipynb #ad15b715
 from __future__ import annotations
-import os, re, json, math, time, getpass, decimal, functools, datetime as dt
-from collections.abc import Mapping, Iterable
+import re, datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 import sqlalchemy as sa
-from sqlalchemy import event, exc as sa_exc
-from sqlalchemy.dialects.postgresql import JSONB
 from fastcore.basics import patch
-from .core import StoreError, RegistryError, RegistryConflict, ConfigError, RunPaths, run_paths, clip_value
+from .core import RegistryError, RegistryConflict, ConfigError
+from .database import (model_versions, aliases, alias_history, MAX_INT, check_int, check_jsonable,
+    who_or_user, read_frame, audit_entry)
+from .logs import LogStore
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'JSONType', 'APPEND_ONLY', 'metadata', 'store_meta', 'model_versions', 'aliases', 'alias_history',
-           'predictions', 'shadow_predictions', 'labels', 'monitoring_results', 'audit_log', 'MAX_INT', 'STATUSES',
-           'ANY_VERSION', 'utc', 'UTCDateTime', 'jsonable', 'json_dumps', 'mask_url', 'ModelVersion', 'LabelResult',
-           'check_model_name', 'Store', 'check_alias', 'new_request_ids']
+__all__ = ['STATUSES', 'ANY_VERSION', 'ModelVersion', 'check_model_name', 'Store', 'check_alias']
 
 # %% ../nbs/05_store.ipynb #50b62a0d
 _UTC = dt.timezone.utc
 
-def utc(value, # a datetime, `pd.Timestamp`, `np.datetime64` or ISO string; naive means UTC
-        what:str='timestamp')->dt.datetime:
-    "`value` as a timezone-aware UTC `datetime`."
-    if isinstance(value, str):
-        try: value = pd.Timestamp(value)
-        except ValueError: raise ConfigError(f"{what} is not a date/time", value=value, expected="ISO 8601 string or datetime") from None
-    elif isinstance(value, np.datetime64): value = pd.Timestamp(value)
-    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime): value = dt.datetime(value.year, value.month, value.day)
-    if not isinstance(value, dt.datetime) or value is pd.NaT:
-        raise ConfigError(f"{what} is not a date/time", value=value, expected="datetime, pd.Timestamp or ISO 8601 string")
-    if isinstance(value, pd.Timestamp): value = value.to_pydatetime()
-    return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-
-class UTCDateTime(sa.types.TypeDecorator):
-    "A timestamp column stored in UTC and read back timezone-aware, on SQLite and PostgreSQL alike."
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-    def process_bind_param(self, value, dialect):
-        if value is None: return None
-        value = utc(value)
-        return value.replace(tzinfo=None) if dialect.name == 'sqlite' else value
-    def process_result_value(self, value, dialect):
-        if value is None: return None
-        if isinstance(value, str): value = dt.datetime.fromisoformat(value)
-        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-
-def jsonable(obj):
-    "`obj` with NumPy/pandas scalars made plain, `NaN`/`NaT` made `None` and dates made ISO strings."
-    if obj is None or type(obj) in (str, bool, int): return obj
-    if isinstance(obj, str): return str.__str__(obj)   # numpy.str_, str enums: their plain text (orjson takes only str keys)
-    if isinstance(obj, int): return int(obj)      # IntEnum and other int subclasses
-    if isinstance(obj, float): return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, Mapping): return {str(k): jsonable(v) for k,v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray): return jsonable(obj.tolist())
-    if obj is pd.NaT or obj is pd.NA: return None
-    if isinstance(obj, np.generic): return jsonable(obj.item())
-    if isinstance(obj, (dt.datetime, dt.date, dt.time)): return obj.isoformat()
-    if isinstance(obj, decimal.Decimal): return jsonable(float(obj))
-    if isinstance(obj, (set, frozenset)): return [jsonable(v) for v in sorted(obj, key=str)]
-    raise TypeError(f"cannot store a {type(obj).__name__} as JSON: {obj!r:.80}")
-
-_ENCODE = json.JSONEncoder(allow_nan=False, separators=(',', ':')).encode
-try: import orjson as _orjson
-except ImportError: _orjson = None
-
-class _JSONText(str):
-    "Text that is JSON already (made by a trusted writer: the service's prediction log); `json_dumps` passes it on as it is."
-    __slots__ = ()
-
-def json_dumps(obj)->str:
-    "Compact JSON for the store; the fast path is orjson (or plain `json`), the slow one cleans up NumPy, `NaN` and dates."
-    if type(obj) is _JSONText: return obj
-    if _orjson is not None:
-        try:   # non-finite floats are written as null, as `jsonable` would; anything else unusual takes the slow path
-            return _orjson.dumps(obj).decode()
-        except TypeError: pass
-    try: return _ENCODE(obj)
-    except (TypeError, ValueError): return _ENCODE(jsonable(obj))
-
-_PWD = re.compile(r'(://[^:/@\s]*:)([^@\s]*)(@)')
-def mask_url(url)->str:
-    "The URL as text with any password replaced by `***`."
-    if isinstance(url, sa.URL): return url.render_as_string(hide_password=True)
-    return _PWD.sub(r'\1***\3', str(url))
-
-# %% ../nbs/05_store.ipynb #850492de
-SCHEMA_VERSION = 2            # 1 -> 2: `shadow_predictions` (created on open; see `_create_schema`)
-JSONType = sa.JSON().with_variant(JSONB(), 'postgresql')
-APPEND_ONLY = ('alias_history', 'audit_log')
-metadata = sa.MetaData()
-_name = lambda n, **kw: sa.Column(n, sa.String(200), **kw)
-
-store_meta = sa.Table('store_meta', metadata,
-    sa.Column('key', sa.String(64), primary_key=True), sa.Column('value', sa.Text, nullable=False))
-
-model_versions = sa.Table('model_versions', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    _name('name', nullable=False), sa.Column('version', sa.Integer, nullable=False),
-    sa.Column('uri', sa.Text, nullable=False), sa.Column('sha256', sa.String(64), nullable=False),
-    sa.Column('created_at', UTCDateTime, nullable=False), _name('created_by', nullable=False),
-    sa.Column('metrics', JSONType, nullable=False), sa.Column('params', JSONType, nullable=False),
-    sa.Column('status', sa.String(20), nullable=False),
-    sa.UniqueConstraint('name', 'version', name='uq_model_versions_name_version'))
-
-aliases = sa.Table('aliases', metadata,
-    _name('name', primary_key=True), sa.Column('alias', sa.String(64), primary_key=True),
-    sa.Column('version', sa.Integer, nullable=False), sa.Column('updated_at', UTCDateTime, nullable=False),
-    sa.ForeignKeyConstraint(['name', 'version'], ['model_versions.name', 'model_versions.version'],
-                            name='fk_aliases_model_version'))
-
-alias_history = sa.Table('alias_history', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    _name('name', nullable=False), sa.Column('alias', sa.String(64), nullable=False),
-    sa.Column('old_version', sa.Integer), sa.Column('new_version', sa.Integer),
-    _name('who', nullable=False), sa.Column('ts', UTCDateTime, nullable=False), sa.Column('why', sa.Text, nullable=False),
-    sa.Index('ix_alias_history_name_alias', 'name', 'alias'))
-
-predictions = sa.Table('predictions', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column('request_id', sa.String(64), nullable=False, unique=True),
-    sa.Column('ts', UTCDateTime, nullable=False), _name('model', nullable=False), sa.Column('version', sa.Integer),
-    sa.Column('inputs', JSONType, nullable=False), sa.Column('outputs', JSONType, nullable=False),
-    sa.Column('latency_ms', sa.Float),
-    sa.Index('ix_predictions_model_version_ts', 'model', 'version', 'ts'), sa.Index('ix_predictions_ts', 'ts'))
-
-shadow_predictions = sa.Table('shadow_predictions', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column('request_id', sa.String(64), nullable=False), sa.Column('ts', UTCDateTime, nullable=False),
-    _name('model', nullable=False), sa.Column('version', sa.Integer, nullable=False), sa.Column('alias', sa.String(64)),
-    sa.Column('outputs', JSONType), sa.Column('error', sa.Text), sa.Column('latency_ms', sa.Float),
-    sa.UniqueConstraint('request_id', 'model', 'version', name='uq_shadow_request_model_version'),
-    sa.Index('ix_shadow_model_version_ts', 'model', 'version', 'ts'))
-
-labels = sa.Table('labels', metadata,
-    sa.Column('request_id', sa.String(64), sa.ForeignKey('predictions.request_id', name='fk_labels_prediction'),
-              primary_key=True),
-    sa.Column('label', JSONType, nullable=False), sa.Column('ts', UTCDateTime, nullable=False),
-    _name('source', nullable=False))
-
-monitoring_results = sa.Table('monitoring_results', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column('ts', UTCDateTime, nullable=False), _name('model', nullable=False), sa.Column('version', sa.Integer),
-    sa.Column('window_start', UTCDateTime), sa.Column('window_end', UTCDateTime),
-    sa.Column('kind', sa.String(40), nullable=False), _name('column'), sa.Column('method', sa.String(40), nullable=False),
-    sa.Column('statistic', sa.Float), sa.Column('threshold', sa.Float), sa.Column('bins', JSONType),
-    sa.Column('drifted', sa.Boolean), sa.Column('details', JSONType),
-    sa.Index('ix_monitoring_model_kind_ts', 'model', 'kind', 'ts'))
-
-audit_log = sa.Table('audit_log', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column('ts', UTCDateTime, nullable=False), _name('actor', nullable=False), sa.Column('action', sa.String(64), nullable=False),
-    _name('model'), sa.Column('version', sa.Integer), sa.Column('details', JSONType, nullable=False),
-    sa.Index('ix_audit_log_model_ts', 'model', 'ts'))
-
-def _trigger_ddl(dialect:str)->list[str]:
-    "DDL for the triggers that make `APPEND_ONLY` tables reject UPDATE and DELETE."
-    if dialect == 'sqlite':
-        return [f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
-                f"BEGIN SELECT RAISE(ABORT, '{t} is append-only: {op} rejected'); END"
-                for t in APPEND_ONLY for op in ('UPDATE', 'DELETE')]
-    if dialect == 'postgresql':
-        fn = ("CREATE OR REPLACE FUNCTION assembly_line_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-              "BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' rejected', "
-              "ERRCODE = 'insufficient_privilege'; END $$")
-        return [fn] + [s for t in APPEND_ONLY for s in (
-            f"DROP TRIGGER IF EXISTS {t}_append_only ON {t}",
-            f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {t} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION assembly_line_append_only()")]
-    return []
-
-# %% ../nbs/05_store.ipynb #073f2dcd
-_WRITE = 'assembly_line_write'
-
-def _default_url()->str:
-    return os.environ.get('ASSEMBLY_LINE_STORE_URL') or run_paths('default').store_url
-
-def _to_url(url)->sa.URL:
-    if url is None: url = _default_url()
-    if isinstance(url, RunPaths): url = url.store_url
-    if isinstance(url, Path): url = f"sqlite:///{url.resolve()}"
-    if not isinstance(url, (str, sa.URL)):
-        raise StoreError("store URL must be a SQLAlchemy URL string", value=type(url).__name__,
-                         expected="e.g. sqlite:///runs/default/store.sqlite or postgresql://user@host/db")
-    try: u = sa.make_url(url)
-    except sa_exc.ArgumentError:
-        raise StoreError("not a database URL", file=mask_url(url),
-                         expected="dialect[+driver]://user:password@host/db, e.g. sqlite:///path/store.sqlite") from None
-    if u.drivername == 'postgresql': u = u.set(drivername='postgresql+psycopg')
-    return u
-
-def _sqlite_events(engine, busy_ms:int):
-    @event.listens_for(engine, 'connect')
-    def _on_connect(dbapi_con, _):
-        dbapi_con.isolation_level = None  # SQLAlchemy's `begin` event below issues BEGIN itself
-        cur = dbapi_con.cursor()
-        for pragma in (f'busy_timeout={busy_ms}', 'journal_mode=WAL', 'synchronous=NORMAL', 'foreign_keys=ON'):
-            cur.execute(f'PRAGMA {pragma}')
-        cur.close()
-    @event.listens_for(engine, 'begin')
-    def _on_begin(conn):
-        conn.exec_driver_sql('BEGIN IMMEDIATE' if conn.get_execution_options().get(_WRITE) else 'BEGIN')
-
-# %% ../nbs/05_store.ipynb #89fbc40a
 @dataclass
 class ModelVersion:
     "One registered version of a model."
@@ -229,38 +42,6 @@ class ModelVersion:
         return (f"**{self.ref}**{al} — {self.status}, registered {self.created_at:%Y-%m-%d %H:%M:%S} UTC by "
                 f"{self.created_by}; `{self.uri}` (sha256 {self.sha256[:12]}…){'; ' + m if m else ''}")
 
-@dataclass
-class LabelResult:
-    "What `Store.add_labels` did with each label: written, or refused with a reason."
-    accepted: list = field(default_factory=list)     # request ids whose label was written (new or overwritten)
-    overwritten: list = field(default_factory=list)  # the subset of `accepted` that replaced an earlier label
-    unknown: list = field(default_factory=list)      # request ids never logged as predictions
-    duplicate: list = field(default_factory=list)    # request ids already labelled (without overwrite) or repeated in the batch
-    invalid: list = field(default_factory=list)      # dicts (request_id, label, reason) for labels of the wrong type
-    @property
-    def ok(self)->bool: return not (self.unknown or self.duplicate or self.invalid)
-    @property
-    def problems(self)->list[dict]:
-        "One dict per refused label: request id, value, reason."
-        return ([dict(request_id=r, reason='unknown request id') for r in self.unknown] +
-                [dict(request_id=r, reason='already labelled or repeated') for r in self.duplicate] + list(self.invalid))
-    def to_dict(self)->dict:
-        "The result as JSON-able lists; refused ids and labels are echoed clipped (`core.clip_value`): a client may send anything."
-        return dict(accepted=list(self.accepted), overwritten=list(self.overwritten), unknown=clip_value(list(self.unknown)),
-                    duplicate=clip_value(list(self.duplicate)), invalid=clip_value([jsonable(i) for i in self.invalid]))
-    def raise_for_problems(self):
-        "Raise a `StoreError` listing every refused label, if any."
-        if not self.ok:
-            raise StoreError(f"{len(self.problems)} label(s) refused, {len(self.accepted)} written",
-                             problems=jsonable(self.problems))
-    def _repr_markdown_(self):
-        s = (f"labels: **{len(self.accepted)} written** ({len(self.overwritten)} overwritten), "
-             f"{len(self.unknown)} unknown, {len(self.duplicate)} duplicate, {len(self.invalid)} invalid")
-        return s + ''.join(f"\n- `{p['request_id']}`: {p['reason']}" for p in self.problems[:20])
-
-# %% ../nbs/05_store.ipynb #44dec2b0
-def _who(who): return who or os.environ.get('ASSEMBLY_LINE_USER') or getpass.getuser()
-
 _MODEL_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$')
 def check_model_name(name)->str:
     "`name` if it can name a model everywhere it goes — a registry folder, a reference `name@alias`, a URL — else `ConfigError`."
@@ -269,98 +50,8 @@ def check_model_name(name)->str:
                           expected="letters, digits, '_', '.', '-', starting with a letter or digit, at most 128")
     return name
 
-def _json_arg(v, what):
-    try: return jsonable(v)
-    except TypeError as e: raise ConfigError(f"{what} must be JSON-able: {e}", value=type(v).__name__) from None
-
-MAX_INT = 2**63 - 1   # the largest integer a BIGINT column holds (SQLite and PostgreSQL): versions, ids and limits stay at or below it
-
-def _check_int(v, what, optional=False):
-    if v is None and optional: return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 1 <= v <= MAX_INT:
-        raise ConfigError(f"{what} must be a positive integer of at most 64 bits", value=v, expected=f"1 <= int <= {MAX_INT}")
-    return int(v)
-
-def _records(rows, what)->list:
-    if isinstance(rows, pd.DataFrame): return rows.to_dict('records')
-    if isinstance(rows, Mapping): return [rows]
-    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
-        raise ConfigError(f"{what} must be a list of dicts or a DataFrame", value=type(rows).__name__)
-    return list(rows)
-
-class Store:
+class Store(LogStore):
     "The project's database: registry, prediction log, labels, monitoring results and audit log behind one SQLAlchemy URL."
-    def __init__(self,
-                 url=None, # SQLAlchemy URL, `RunPaths` or SQLite file path; default `$ASSEMBLY_LINE_STORE_URL` or `run_paths('default')`
-                 busy_timeout:float=30., # seconds a SQLite writer waits for the lock (and PostgreSQL for a connection)
-                 echo:bool=False): # log every SQL statement (debugging)
-        self._url, self.busy_timeout = _to_url(url), busy_timeout
-        self.url = mask_url(self._url)
-        kw = dict(json_serializer=json_dumps, echo=echo)
-        if self._url.get_backend_name() == 'postgresql': kw['connect_args'] = dict(connect_timeout=max(1, int(busy_timeout)))
-        try: self.engine = sa.create_engine(self._url, **kw)
-        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as e:
-            raise StoreError(f"cannot use this store URL: {e}", file=self.url) from None
-        self.dialect = self.engine.dialect.name
-        if self.dialect == 'sqlite': _sqlite_events(self.engine, int(busy_timeout*1000))
-        self._writer = self.engine.execution_options(**{_WRITE: True})
-        self._create_schema()
-
-    def __repr__(self): return f"Store({self.url!r})"
-    def close(self):
-        "Close every pooled connection."
-        self.engine.dispose()
-    def __enter__(self): return self
-    def __exit__(self, *a): self.close()
-    def __getstate__(self): return dict(url=self._url.render_as_string(hide_password=False), busy_timeout=self.busy_timeout)
-    def __setstate__(self, d): self.__init__(d['url'], d.get('busy_timeout', 30.))
-
-    def _error(self, e, what):
-        orig = getattr(e, 'orig', None) or e
-        msg = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-        return StoreError(f"store {what} failed: {msg}", file=self.url)
-
-    def _write(self, fn, what:str, retries:int=3):
-        "Run `fn(conn)` in one write transaction; retry a lost race on a unique key; wrap database errors."
-        for attempt in range(retries):
-            try:
-                with self._writer.begin() as conn: return fn(conn)
-            except sa_exc.IntegrityError as e:
-                if attempt == retries-1: raise self._error(e, what) from e
-            except sa_exc.SQLAlchemyError as e: raise self._error(e, what) from e
-
-    def _read(self, fn, what:str):
-        try:
-            with self.engine.connect() as conn: return fn(conn)
-        except sa_exc.SQLAlchemyError as e: raise self._error(e, what) from e
-
-    def _create_schema(self):
-        def create(conn):
-            if self.dialect == 'postgresql': conn.execute(sa.text("SELECT pg_advisory_xact_lock(720105)"))
-            metadata.create_all(conn, checkfirst=True)
-            row = conn.execute(sa.select(store_meta.c.value).where(store_meta.c.key == 'schema_version')).scalar()
-            if row is None:
-                for ddl in _trigger_ddl(self.dialect): conn.exec_driver_sql(ddl)
-                conn.execute(store_meta.insert(), [dict(key='schema_version', value=str(SCHEMA_VERSION)),
-                                                   dict(key='created_at', value=dt.datetime.now(_UTC).isoformat())])
-            elif int(row) > SCHEMA_VERSION:
-                raise StoreError("the store was written by a newer assembly_line", file=self.url,
-                                 value=int(row), expected=f"schema version <= {SCHEMA_VERSION}")
-            elif int(row) < SCHEMA_VERSION:   # migrations: each new version so far only adds tables, made by create_all above
-                conn.execute(store_meta.update().where(store_meta.c.key == 'schema_version').values(value=str(SCHEMA_VERSION)))
-        try:
-            with self._writer.begin() as conn: create(conn)
-        except StoreError: self.engine.dispose(); raise
-        except (sa_exc.SQLAlchemyError, OSError) as e:
-            self.engine.dispose()
-            raise StoreError(f"cannot open the store: {str(getattr(e, 'orig', None) or e).strip().splitlines()[0]}",
-                             file=self.url) from None
-
-    @property
-    def schema_version(self)->int:
-        "The schema version recorded in the store."
-        return int(self._read(lambda c: c.execute(sa.select(store_meta.c.value)
-                                                   .where(store_meta.c.key == 'schema_version')).scalar_one(), 'read'))
 
 # %% ../nbs/05_store.ipynb #3852ae9d
 STATUSES = ('active', 'archived')
@@ -411,8 +102,8 @@ def register_version(self:Store,
         raise ConfigError("sha256 must be 64 lowercase hex digits", value=sha256, expected="hashlib.sha256(...).hexdigest()")
     if status not in STATUSES: raise ConfigError("unknown model status", value=status, expected=STATUSES)
     if alias is not None: check_alias(alias)
-    who, now = _who(created_by), dt.datetime.now(_UTC)
-    metrics, params = _json_arg(dict(metrics or {}), 'metrics'), _json_arg(dict(params or {}), 'params')
+    who, now = who_or_user(created_by), dt.datetime.now(_UTC)
+    metrics, params = check_jsonable(dict(metrics or {}), 'metrics'), check_jsonable(dict(params or {}), 'params')
     def write(conn):
         if self.dialect == 'postgresql':
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), dict(n=name))
@@ -421,7 +112,7 @@ def register_version(self:Store,
         row = dict(name=name, version=v, uri=str(uri), sha256=sha256, created_at=now, created_by=who,
                    metrics=metrics, params=params, status=status)
         conn.execute(model_versions.insert(), row)
-        _audit(conn, who, 'register', name, v, dict(uri=str(uri), sha256=sha256, metrics=metrics), now)
+        audit_entry(conn, who, 'register', name, v, dict(uri=str(uri), sha256=sha256, metrics=metrics), now)
         if alias is not None: _move_alias(conn, name, alias, v, who, why, now)
         return ModelVersion(**row, aliases=[alias] if alias else [])
     return self._write(write, 'register_version')
@@ -433,14 +124,9 @@ def check_alias(alias)->str:
         raise ConfigError("invalid alias", value=alias, expected="a letter or '_' then letters, digits, '_', '.', '-' (not a number), at most 64")
     return alias
 
-def _audit(conn, actor, action, model, version, details, ts=None):
-    return conn.execute(audit_log.insert().returning(audit_log.c.id),
-                        dict(ts=ts or dt.datetime.now(_UTC), actor=actor, action=action, model=model,
-                             version=version, details=jsonable(details or {}))).scalar_one()
-
 def _check_expected(expected, expected_move):
-    if expected is not ANY_VERSION and expected is not None: expected = _check_int(expected, 'expected')
-    return expected, _check_int(expected_move, 'expected_move', optional=True)
+    if expected is not ANY_VERSION and expected is not None: expected = check_int(expected, 'expected')
+    return expected, check_int(expected_move, 'expected_move', optional=True)
 
 _vname = lambda v: 'no version' if v is None else f"v{v}"
 
@@ -465,7 +151,7 @@ def _move_alias(conn, name, alias, version, who, why, now, expected=ANY_VERSION,
                        .values(version=version, updated_at=now))
     conn.execute(alias_history.insert(), dict(name=name, alias=alias, old_version=old, new_version=version,
                                               who=who, ts=now, why=why))
-    _audit(conn, who, 'set_alias' if version is not None else 'delete_alias', name, version,
+    audit_entry(conn, who, 'set_alias' if version is not None else 'delete_alias', name, version,
            dict(alias=alias, old_version=old, new_version=version, why=why), now)
     return old
 
@@ -518,7 +204,7 @@ def set_status(self:Store, name:str, version:int, status:str, who:str|None=None,
         n = conn.execute(model_versions.update().where(model_versions.c.name == name, model_versions.c.version == version)
                          .values(status=status)).rowcount
         if n == 0: raise _registry_error(conn, name, 'version', version)
-        _audit(conn, _who(who), 'set_status', name, version, dict(status=status, why=why))
+        audit_entry(conn, who_or_user(who), 'set_status', name, version, dict(status=status, why=why))
     self._write(write, 'set_status')
 
 @patch
@@ -533,14 +219,14 @@ def set_alias(self:Store,
               expected_move:int|None=None, # the `id` of the alias's last `alias_history` row the caller read
              )->int|None:
     "Point `alias` at `version` (if it still points at `expected`) and append the move to `alias_history`, in one transaction; return the previous version."
-    check_alias(alias); version = _check_int(version, 'version')
+    check_alias(alias); version = check_int(version, 'version')
     if not isinstance(why, str): raise ConfigError("why must be text", value=why)
     expected, expected_move = _check_expected(expected, expected_move)
     def write(conn):
         exists = conn.execute(sa.select(model_versions.c.id).where(model_versions.c.name == name,
                                                                    model_versions.c.version == version)).first()
         if exists is None: raise _registry_error(conn, name, 'version', version)
-        return _move_alias(conn, name, alias, version, _who(who), why, dt.datetime.now(_UTC), expected, expected_move)
+        return _move_alias(conn, name, alias, version, who_or_user(who), why, dt.datetime.now(_UTC), expected, expected_move)
     return self._write(write, 'set_alias')
 
 @patch
@@ -552,7 +238,7 @@ def delete_alias(self:Store, name:str, alias:str, who:str|None=None, why:str='',
     def write(conn):
         cur = conn.execute(sa.select(aliases.c.version).where(aliases.c.name == name, aliases.c.alias == alias)).scalar()
         if cur is None: raise _registry_error(conn, name, 'alias', alias)
-        return _move_alias(conn, name, alias, None, _who(who), why, dt.datetime.now(_UTC), expected)
+        return _move_alias(conn, name, alias, None, who_or_user(who), why, dt.datetime.now(_UTC), expected)
     return self._write(write, 'delete_alias')
 
 @patch
@@ -575,431 +261,4 @@ def alias_history(self:Store, name:str|None=None, alias:str|None=None)->pd.DataF
     q = sa.select(alias_history).order_by(alias_history.c.id)
     if name is not None: q = q.where(alias_history.c.name == name)
     if alias is not None: q = q.where(alias_history.c.alias == alias)
-    return self._read(lambda c: _frame(c.execute(q), ['old_version', 'new_version']), 'alias_history')
-
-def _frame(result, int_cols=())->pd.DataFrame:
-    df = pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
-    for c in int_cols:
-        if c in df: df[c] = df[c].astype('Int64')
-    for c in ('ts', 'created_at', 'window_start', 'window_end', 'label_ts'):
-        if c in df: df[c] = pd.to_datetime(df[c], utc=True)
-    return df
-
-# %% ../nbs/05_store.ipynb #c7d8021e
-_PRED_KEYS = {'request_id', 'ts', 'model', 'version', 'inputs', 'outputs', 'latency_ms'}
-_V7, _RAND62, _VARIANT = 0x7000, (1 << 62) - 1, 1 << 63
-
-def new_request_ids(n:int)->list[str]:
-    """`n` new request ids: UUIDv7 (RFC 9562) as 32 hex digits, a millisecond timestamp first, then a counter within
-    this call, then 62 random bits. Ids made later sort later (to the millisecond; a batch's ids in order), so the
-    predictions table's unique index grows at its end instead of at a random page per row."""
-    ms = time.time_ns() // 1_000_000
-    i = np.arange(n, dtype=np.uint64)
-    a = np.empty((n, 2), dtype='>u8')
-    a[:, 0] = ((ms + i // 4096) << 16) | _V7 | (i % 4096)          # 48-bit ms, version 7, 12-bit counter (rand_a)
-    a[:, 1] = (np.frombuffer(os.urandom(8*n), dtype='>u8') & _RAND62) | _VARIANT   # variant 10, 62 random bits
-    h = a.tobytes().hex()
-    return [h[j:j+32] for j in range(0, 32*n, 32)]
-
-class _LazyIds:
-    "`next()` gives new request ids, made `n` at a time on first use (most logged rows bring their own)."
-    def __init__(self, n:int): self.n, self.it = n, None
-    def __next__(self):
-        if self.it is None: self.it = iter(new_request_ids(self.n))
-        return next(self.it)
-
-def _prediction_rows(rows, now)->list[dict]:
-    "Checked rows with every column (`type(x) is ...` first: the ABC checks cost ~1 µs each, on every logged row)."
-    out, ids = [], _LazyIds(len(rows))
-    for i, r in enumerate(rows):
-        if type(r) is not dict and not isinstance(r, Mapping):
-            raise StoreError("a logged prediction must be a dict", row=i, value=type(r).__name__, expected=sorted(_PRED_KEYS))
-        if not r.keys() <= _PRED_KEYS:
-            raise StoreError("unknown field in a logged prediction", row=i, value=sorted(r.keys() - _PRED_KEYS),
-                             expected=sorted(_PRED_KEYS))
-        rid, model, version, inputs = r.get('request_id') or next(ids), r.get('model'), r.get('version'), r.get('inputs')
-        if not isinstance(rid, str) or len(rid) > 64:
-            raise StoreError("request_id must be text of at most 64 characters", row=i, column='request_id', value=rid)
-        if not isinstance(model, str) or not model:
-            raise StoreError("model must be a model name", row=i, column='model', value=model, expected="non-empty text")
-        if version is not None and type(version) is not int and (isinstance(version, bool) or not isinstance(version, (int, np.integer))):
-            raise StoreError("version must be an integer or None", row=i, column='version', value=version)
-        if type(inputs) is not dict and not isinstance(inputs, Mapping):
-            raise StoreError("inputs must be a dict of column -> value", row=i, column='inputs', value=type(inputs).__name__)
-        if 'outputs' not in r: raise StoreError("outputs missing", row=i, column='outputs', expected="the model's output")
-        lat = r.get('latency_ms')
-        if lat is not None and type(lat) is not float and not isinstance(lat, (int, float, np.number)):
-            raise StoreError("latency_ms must be a number", row=i, column='latency_ms', value=lat)
-        out.append(dict(request_id=rid, ts=r['ts'] if r.get('ts') is not None else now, model=model,
-                        version=None if version is None else int(version), inputs=inputs, outputs=r['outputs'],
-                        latency_ms=None if lat is None else float(lat)))
-    return out
-
-def _chunks(xs, n=500):
-    xs = list(xs)
-    for i in range(0, len(xs), n): yield xs[i:i+n]
-
-_PRED_COLS = ('request_id', 'ts', 'model', 'version', 'inputs', 'outputs', 'latency_ms')
-_same = lambda v: v
-
-def _insert_predictions(conn, rows:list):
-    """Insert checked prediction rows. On SQLite: driver-level multi-row INSERTs of values made by the columns' own
-    SQLAlchemy bind processors (the same text in the file), one timestamp conversion per distinct `ts` object; this
-    skips SQLAlchemy's per-row parameter work, ~40% of a large insert. Elsewhere: SQLAlchemy's `insert`."""
-    d = conn.dialect
-    if d.name != 'sqlite': return conn.execute(predictions.insert(), rows)
-    p = [predictions.c[c].type.dialect_impl(d).bind_processor(d) or _same for c in _PRED_COLS]
-    last = s = None
-    vals = []
-    for r in rows:
-        if r['ts'] is not last: last = r['ts']; s = p[1](last)      # a request's rows share one timestamp object
-        vals += (p[0](r['request_id']), s, p[2](r['model']), p[3](r['version']), p[4](r['inputs']), p[5](r['outputs']),
-                 p[6](r['latency_ms']))
-    # Multi-row INSERTs of _ROWS_PER_INSERT rows: one statement step (one release of the GIL) per chunk, not per row as
-    # `executemany` does; each release lets another thread take the GIL and makes the writer wait to get it back.
-    k = len(_PRED_COLS)
-    for i in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = vals[i*k:(i+_ROWS_PER_INSERT)*k]
-        conn.exec_driver_sql(_multi_insert(len(chunk)//k), tuple(chunk))
-
-_ROWS_PER_INSERT = 100        # 700 parameters: under SQLite's oldest limit of 999 per statement
-
-@functools.lru_cache(maxsize=8)
-def _multi_insert(n:int)->str:
-    row = f"({', '.join('?'*len(_PRED_COLS))})"
-    return f"INSERT INTO predictions ({', '.join(_PRED_COLS)}) VALUES {', '.join([row]*n)}"
-
-@patch
-def log_predictions(self:Store,
-                    rows, # dicts (or a DataFrame) with model, version, inputs, outputs, and optional request_id, ts, latency_ms
-                   )->list[str]:
-    "Append a batch of predictions in one transaction; return their request ids."
-    rows = _prediction_rows(_records(rows, 'predictions'), dt.datetime.now(_UTC))
-    if not rows: return []
-    ids = [r['request_id'] for r in rows]
-    if len(set(ids)) < len(ids):
-        seen, dup = set(), []
-        for i in ids:
-            if i in seen: dup.append(i)
-            seen.add(i)
-        raise StoreError("request ids repeated in one batch; nothing logged", column='request_id', value=sorted(set(dup)))
-    return self._log_rows(rows)
-
-@patch
-def _log_rows(self:Store, rows:list)->list[str]:
-    """`log_predictions` past its checks: `rows` already have every column, right (as `_prediction_rows` makes them),
-    and `inputs`/`outputs` may be `_JSONText`. For a writer that makes its rows itself, the service's prediction log: on
-    1,000 rows it skips ~2.3 ms of checks, and ~2.5 ms of JSON encoding done beforehand (~1.5 ms there). The same errors."""
-    ids = [r['request_id'] for r in rows]
-    try:
-        with self._writer.begin() as conn: _insert_predictions(conn, rows)
-    except sa_exc.IntegrityError as e:
-        def taken(conn):
-            return sorted(x for ch in _chunks(ids) for x in conn.execute(
-                sa.select(predictions.c.request_id).where(predictions.c.request_id.in_(ch))).scalars())
-        dup = self._read(taken, 'log_predictions')
-        if dup: raise StoreError("request ids already logged; nothing of this batch logged", column='request_id',
-                                 value=dup[:20], file=self.url) from None
-        raise self._error(e, 'log_predictions') from e
-    except sa_exc.StatementError as e:
-        if isinstance(e.orig, (TypeError, ValueError)): raise StoreError(f"a prediction cannot be stored: {e.orig}", file=self.url) from None
-        raise self._error(e, 'log_predictions') from e
-    except (TypeError, ValueError) as e:  # raised by the JSON serializer inside some drivers (psycopg)
-        raise StoreError(f"a prediction cannot be stored: {e}", file=self.url) from None
-    except sa_exc.SQLAlchemyError as e: raise self._error(e, 'log_predictions') from e
-    return ids
-
-def _window(q, table, start=None, end=None, last=None, ts='ts'):
-    col = table.c[ts]
-    if start is not None: q = q.where(col >= utc(start, 'start'))
-    if end is not None: q = q.where(col < utc(end, 'end'))
-    if start is not None and end is not None and utc(start) >= utc(end):
-        raise ConfigError("empty time window: start must be before end", value=(str(start), str(end)))
-    if last is not None:
-        last = _check_int(last, 'last')
-        return q.order_by(col.desc(), table.c.id.desc()).limit(last), True
-    return q.order_by(col, table.c.id), False
-
-def _expand(df:pd.DataFrame)->pd.DataFrame:
-    if df.empty: return df.drop(columns=['inputs', 'outputs'])
-    ins = pd.DataFrame(df['inputs'].tolist(), index=df.index)
-    outs = df['outputs'].map(lambda o: o if isinstance(o, Mapping) else {'prediction': o})
-    outs = pd.DataFrame(outs.tolist(), index=df.index).add_prefix('output_')
-    return pd.concat([df.drop(columns=['inputs', 'outputs']), ins, outs], axis=1)
-
-@patch
-def get_predictions(self:Store,
-                    model:str|None=None, # only this model
-                    version:int|None=None, # only this version
-                    start=None, # window start (inclusive), a datetime or ISO string, UTC when naive
-                    end=None, # window end (exclusive)
-                    last:int|None=None, # only the most recent `last` rows (within the window)
-                    expand:bool=False, # spread inputs (and outputs as `output_*`) into columns
-                   )->pd.DataFrame:
-    "Logged predictions in a window, oldest first, as a DataFrame."
-    q = sa.select(predictions.c.id, predictions.c.request_id, predictions.c.ts, predictions.c.model, predictions.c.version,
-                  predictions.c.inputs, predictions.c.outputs, predictions.c.latency_ms)
-    if model is not None: q = q.where(predictions.c.model == model)
-    if version is not None: q = q.where(predictions.c.version == _check_int(version, 'version'))
-    q, rev = _window(q, predictions, start, end, last)
-    df = self._read(lambda c: _frame(c.execute(q), ['version']), 'get_predictions')
-    if rev: df = df.iloc[::-1].reset_index(drop=True)
-    df = df.drop(columns='id')
-    return _expand(df) if expand else df
-
-@patch
-def count_predictions(self:Store, model:str|None=None, version:int|None=None)->int:
-    "How many predictions are logged (for a model / version)."
-    q = sa.select(sa.func.count()).select_from(predictions)
-    if model is not None: q = q.where(predictions.c.model == model)
-    if version is not None: q = q.where(predictions.c.version == version)
-    return self._read(lambda c: c.execute(q).scalar_one(), 'count_predictions')
-
-# %% ../nbs/05_store.ipynb #626da0e8
-def _label_pairs(labels)->list:
-    if isinstance(labels, pd.DataFrame):
-        missing = {'request_id', 'label'} - set(labels.columns)
-        if missing: raise ConfigError("labels frame needs request_id and label columns", column=sorted(missing))
-        return list(zip(labels['request_id'], labels['label']))
-    if isinstance(labels, Mapping): return list(labels.items())
-    out = []
-    for i, x in enumerate(_records(labels, 'labels')):
-        if isinstance(x, Mapping) and 'request_id' in x and 'label' in x: out.append((x['request_id'], x['label']))
-        elif isinstance(x, (tuple, list)) and len(x) == 2: out.append(tuple(x))
-        else: raise ConfigError("each label must be (request_id, label) or a dict with request_id and label", row=i, value=x)
-    return out
-
-def _kind(v):
-    "'bool', 'number' or 'text' for a scalar label or prediction, else None."
-    if isinstance(v, (bool, np.bool_)): return 'bool'
-    if isinstance(v, (int, float, np.integer, np.floating)): return 'number'
-    if isinstance(v, str): return 'text'
-    return None
-
-def _label_problem(label, classes):
-    if label is None or (isinstance(label, (float, np.floating)) and not math.isfinite(label)) or label is pd.NA:
-        return "missing label"
-    if _kind(label) is None: return f"a label must be one value (text, number or bool), got {type(label).__name__}"
-    if classes is not None and label not in classes: return f"not one of the classes {list(classes)}"
-    return None
-
-@patch
-def add_labels(self:Store,
-               labels, # {request_id: label}, [(request_id, label)], [{'request_id','label'}] or a DataFrame
-               source:str='api', # where the labels come from (recorded with each)
-               overwrite:bool=False, # replace existing labels (each replacement is audited); default: first label wins
-               classes:Iterable|None=None, # allowed labels, for a classifier
-               who:str|None=None, # who adds them (for the audit of overwrites)
-               ts=None, # when the labels became known; default now
-               whole:bool=False, # accept the batch whole or not at all: one refused label and nothing is written
-              )->LabelResult:
-    "Join late labels to logged predictions by request id; report accepted, unknown, duplicate and invalid ones."
-    classes = None if classes is None else [jsonable(c) for c in classes]
-    now = utc(ts) if ts is not None else dt.datetime.now(_UTC)
-    pairs, lt = _label_pairs(labels), metadata.tables['labels']
-    def write(conn):
-        res, seen, todo = LabelResult(), set(), {}
-        for rid, label in pairs:
-            if not isinstance(rid, str): res.invalid.append(dict(request_id=rid, label=label, reason="request_id must be text")); continue
-            if rid in seen: res.duplicate.append(rid); continue
-            seen.add(rid)
-            p = _label_problem(label, classes)
-            if p: res.invalid.append(dict(request_id=rid, label=label, reason=p))
-            else: todo[rid] = jsonable(label)
-        outputs, existing = {}, {}
-        for ch in _chunks(todo):
-            outputs.update(conn.execute(sa.select(predictions.c.request_id, predictions.c.outputs)
-                                        .where(predictions.c.request_id.in_(ch))).all())
-            existing.update(conn.execute(sa.select(lt.c.request_id, lt.c.label).where(lt.c.request_id.in_(ch))).all())
-        new, upd = [], []
-        for rid, label in todo.items():
-            if rid not in outputs: res.unknown.append(rid); continue
-            out = outputs[rid]
-            pred = out.get('prediction') if isinstance(out, Mapping) else out
-            pk, lk = _kind(pred), _kind(label)
-            if pk is not None and lk != pk and not {pk, lk} <= {'bool', 'number'}:
-                res.invalid.append(dict(request_id=rid, label=label, reason=f"expected {pk} like the prediction {pred!r}, got {lk}"))
-                continue
-            if rid in existing:
-                if not overwrite: res.duplicate.append(rid); continue
-                upd.append(dict(rid=rid, label=label, old=existing[rid])); res.overwritten.append(rid)
-            else: new.append(dict(request_id=rid, label=label, ts=now, source=source))
-            res.accepted.append(rid)
-        if whole and not res.ok:                 # every label was checked first: refuse the batch before anything is written
-            res.accepted, res.overwritten = [], []
-            return res
-        if new: conn.execute(lt.insert(), new)
-        for u in upd:
-            conn.execute(lt.update().where(lt.c.request_id == u['rid']).values(label=u['label'], ts=now, source=source))
-        if upd:
-            _audit(conn, _who(who), 'overwrite_labels', None, None,
-                   dict(source=source, changes=[dict(request_id=u['rid'], old=u['old'], new=u['label']) for u in upd]), now)
-        return res
-    return self._write(write, 'add_labels')
-
-@patch
-def labelled_predictions(self:Store,
-                         model:str|None=None, # only this model
-                         version:int|None=None, # only this version
-                         start=None, # window start on the prediction time (inclusive)
-                         end=None, # window end (exclusive)
-                         last:int|None=None, # only the most recent `last` labelled predictions
-                         expand:bool=False, # spread inputs and outputs into columns
-                        )->pd.DataFrame:
-    "Predictions that have a label, joined by request id, oldest first: prediction columns + `label`, `label_ts`, `label_source`."
-    p = predictions
-    q = (sa.select(p.c.id, p.c.request_id, p.c.ts, p.c.model, p.c.version, p.c.inputs, p.c.outputs, p.c.latency_ms,
-                   labels.c.label, labels.c.ts.label('label_ts'), labels.c.source.label('label_source'))
-         .select_from(p.join(labels, labels.c.request_id == p.c.request_id)))
-    if model is not None: q = q.where(p.c.model == model)
-    if version is not None: q = q.where(p.c.version == _check_int(version, 'version'))
-    q, rev = _window(q, p, start, end, last)
-    df = self._read(lambda c: _frame(c.execute(q), ['version']), 'labelled_predictions')
-    if rev: df = df.iloc[::-1].reset_index(drop=True)
-    df = df.drop(columns='id')
-    return _expand(df) if expand else df
-
-# %% ../nbs/05_store.ipynb #73e8b494
-_SHADOW_KEYS = {'request_id', 'ts', 'model', 'version', 'alias', 'outputs', 'error', 'latency_ms'}
-
-@patch
-def log_shadow(self:Store,
-               rows, # dicts (or a DataFrame) with request_id, model, version, and outputs or error; optional alias, ts, latency_ms
-              )->int:
-    "Append a batch of shadow predictions in one transaction; return how many were written."
-    out, now = [], dt.datetime.now(_UTC)
-    for i, r in enumerate(_records(rows, 'shadow predictions')):
-        if not isinstance(r, Mapping): raise StoreError("a shadow prediction must be a dict", row=i, value=type(r).__name__)
-        if not r.keys() <= _SHADOW_KEYS:
-            raise StoreError("unknown field in a shadow prediction", row=i, value=sorted(r.keys() - _SHADOW_KEYS), expected=sorted(_SHADOW_KEYS))
-        rid, model = r.get('request_id'), r.get('model')
-        if not isinstance(rid, str) or not 0 < len(rid) <= 64:
-            raise StoreError("request_id must be text of at most 64 characters", row=i, column='request_id', value=rid)
-        if not isinstance(model, str) or not model: raise StoreError("model must be a model name", row=i, column='model', value=model)
-        if (r.get('outputs') is None) == (r.get('error') is None):
-            raise StoreError("a shadow prediction has outputs or an error, not both", row=i, column='outputs', value=rid)
-        lat = r.get('latency_ms')
-        out.append(dict(request_id=rid, ts=utc(r['ts']) if r.get('ts') is not None else now, model=model,
-                        version=_check_int(r.get('version'), 'version'), alias=r.get('alias'), outputs=r.get('outputs'),
-                        error=None if r.get('error') is None else str(r['error'])[:2000], latency_ms=None if lat is None else float(lat)))
-    if not out: return 0
-    def write(conn): conn.execute(shadow_predictions.insert(), out)
-    try:
-        with self._writer.begin() as conn: write(conn)
-    except sa_exc.IntegrityError:
-        raise StoreError("shadow predictions already logged for these request ids; nothing of this batch logged",
-                         column='request_id', value=[r['request_id'] for r in out][:20], file=self.url) from None
-    except sa_exc.SQLAlchemyError as e: raise self._error(e, 'log_shadow') from e
-    return len(out)
-
-@patch
-def shadow_predictions(self:Store,
-                       model:str|None=None, # only this model
-                       version:int|None=None, # only this (shadow) version
-                       start=None, # window start (inclusive)
-                       end=None, # window end (exclusive)
-                       last:int|None=None, # only the most recent `last` rows
-                       labelled:bool=False, # only rows whose request has a label, with `label`, `label_ts`, `label_source`
-                      )->pd.DataFrame:
-    "Logged shadow predictions, oldest first: request_id, ts, model, version, alias, outputs, error, latency_ms (+ the label)."
-    sp = shadow_predictions
-    cols = [sp.c.id, sp.c.request_id, sp.c.ts, sp.c.model, sp.c.version, sp.c.alias, sp.c.outputs, sp.c.error, sp.c.latency_ms]
-    if labelled:
-        q = (sa.select(*cols, labels.c.label, labels.c.ts.label('label_ts'), labels.c.source.label('label_source'))
-             .select_from(sp.join(labels, labels.c.request_id == sp.c.request_id)))
-    else: q = sa.select(*cols)
-    if model is not None: q = q.where(sp.c.model == model)
-    if version is not None: q = q.where(sp.c.version == _check_int(version, 'version'))
-    q, rev = _window(q, sp, start, end, last)
-    df = self._read(lambda c: _frame(c.execute(q), ['version']), 'shadow_predictions')
-    return (df.iloc[::-1].reset_index(drop=True) if rev else df).drop(columns='id')
-
-# %% ../nbs/05_store.ipynb #58f61e47
-_MON_REQUIRED = ('model', 'kind', 'method')
-_MON_KEYS = {'ts', 'model', 'version', 'window_start', 'window_end', 'kind', 'column', 'method', 'statistic',
-             'threshold', 'bins', 'drifted', 'details'}
-
-def _num_or_none(r, k, i):
-    v = r.get(k)
-    if v is None or (isinstance(v, float) and math.isnan(v)): return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
-        raise StoreError(f"{k} must be a number", row=i, column=k, value=v)
-    return float(v)
-
-@patch
-def record_monitoring(self:Store,
-                      results, # dicts or a DataFrame with model, kind, method and optional version, window_start/end, column, statistic, threshold, bins, drifted, details, ts
-                     )->int:
-    "Append monitoring results in one transaction; return how many were written."
-    rows, now = [], dt.datetime.now(_UTC)
-    for i, r in enumerate(_records(results, 'monitoring results')):
-        if not isinstance(r, Mapping): raise StoreError("a monitoring result must be a dict", row=i, value=type(r).__name__)
-        if not r.keys() <= _MON_KEYS:
-            raise StoreError("unknown field in a monitoring result", row=i, value=sorted(r.keys() - _MON_KEYS), expected=sorted(_MON_KEYS))
-        for k in _MON_REQUIRED:
-            if not isinstance(r.get(k), str) or not r[k]: raise StoreError(f"{k} is required", row=i, column=k, value=r.get(k), expected="non-empty text")
-        d = r.get('drifted')
-        if d is not None and not isinstance(d, (bool, np.bool_)): raise StoreError("drifted must be True/False/None", row=i, column='drifted', value=d)
-        rows.append(dict(ts=utc(r['ts']) if r.get('ts') is not None else now, model=r['model'],
-                         version=None if r.get('version') is None else _check_int(r['version'], 'version'),
-                         window_start=None if r.get('window_start') is None else utc(r['window_start']),
-                         window_end=None if r.get('window_end') is None else utc(r['window_end']),
-                         kind=r['kind'], column=r.get('column'), method=r['method'],
-                         statistic=_num_or_none(r, 'statistic', i), threshold=_num_or_none(r, 'threshold', i),
-                         bins=_json_arg(r.get('bins'), 'bins'), drifted=None if d is None else bool(d),
-                         details=_json_arg(r.get('details'), 'details')))
-    if rows: self._write(lambda c: c.execute(monitoring_results.insert(), rows), 'record_monitoring', retries=1)
-    return len(rows)
-
-@patch
-def monitoring_results(self:Store,
-                       model:str|None=None, # only this model
-                       version:int|None=None, # only this version
-                       kind:str|None=None, # only this kind, e.g. 'data_drift'
-                       column:str|None=None, # only this column
-                       start=None, # recorded at or after
-                       end=None, # recorded before
-                       last:int|None=None, # only the most recent `last` rows
-                      )->pd.DataFrame:
-    "Recorded monitoring results, oldest first, as a DataFrame."
-    m = monitoring_results
-    q = sa.select(m)
-    for c, v in (('model', model), ('version', version), ('kind', kind), ('column', column)):
-        if v is not None: q = q.where(m.c[c] == v)
-    q, rev = _window(q, m, start, end, last)
-    df = self._read(lambda c: _frame(c.execute(q), ['version']), 'monitoring_results')
-    return (df.iloc[::-1].reset_index(drop=True) if rev else df).drop(columns='id')
-
-# %% ../nbs/05_store.ipynb #2f2a68a9
-@patch
-def audit(self:Store,
-          actor:str, # who acts: a person or a component ('feedback.policy')
-          action:str, # what was done, e.g. 'retrain_triggered'
-          model:str|None=None, # the model concerned
-          version:int|None=None, # the version concerned
-          details:dict|None=None, # anything else worth keeping (JSON-able)
-         )->int:
-    "Append one entry to the audit log; return its id."
-    for k, v in (('actor', actor), ('action', action)):
-        if not isinstance(v, str) or not v: raise ConfigError(f"audit {k} must be non-empty text", value=v)
-    if details is not None and not isinstance(details, Mapping): raise ConfigError("audit details must be a dict", value=details)
-    version, details = _check_int(version, 'version', optional=True), _json_arg(details, 'details')
-    return self._write(lambda c: _audit(c, actor, action, model, version, details), 'audit', retries=1)
-
-@patch
-def audit_log(self:Store,
-              model:str|None=None, # only this model
-              action:str|None=None, # only this action
-              actor:str|None=None, # only this actor
-              start=None, # at or after
-              end=None, # before
-              last:int|None=None, # only the most recent `last` entries
-             )->pd.DataFrame:
-    "Audit entries, oldest first, as a DataFrame (id, ts, actor, action, model, version, details)."
-    a = audit_log
-    q = sa.select(a)
-    for c, v in (('model', model), ('action', action), ('actor', actor)):
-        if v is not None: q = q.where(a.c[c] == v)
-    q, rev = _window(q, a, start, end, last)
-    df = self._read(lambda c: _frame(c.execute(q), ['version']), 'audit_log')
-    return df.iloc[::-1].reset_index(drop=True) if rev else df
+    return self._read(lambda c: read_frame(c.execute(q), ['old_version', 'new_version']), 'alias_history')

@@ -17,7 +17,8 @@ def main():
     ap.add_argument('--batch', type=int, default=1000)
     a = ap.parse_args()
     warnings.filterwarnings('ignore')
-    from assembly_line.store import Store, new_request_ids
+    from assembly_line.store import Store
+    from assembly_line.logs import new_request_ids
     from assembly_line.datasets import load_example
     recs = json.loads(load_example('adult', n=a.batch, seed=1).drop(columns='income').to_json(orient='records'))
     outs = [{'prediction': '<=50K', 'proba': {'<=50K': 0.9, '>50K': 0.1}}]*a.batch

@@ -5,7 +5,9 @@ import datetime as dt
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, sqlalchemy as sa
 from assembly_line.core import StoreError, RegistryError, RegistryConflict, ConfigError
-from assembly_line.store import Store, SCHEMA_VERSION, LabelResult, mask_url
+from assembly_line.database import SCHEMA_VERSION, mask_url
+from assembly_line.logs import LabelResult
+from assembly_line.store import Store
 from assembly_line.datasets import load_example
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +255,8 @@ def test_log_and_read_predictions(store, adult_rows):
 
 def test_sqlite_fast_insert_writes_what_sqlalchemy_writes(tmp_path, adult_rows):
     "SQLite's driver-level prediction insert stores byte for byte what SQLAlchemy's `insert` does, and reads back the same."
-    from assembly_line.store import predictions, _prediction_rows
+    from assembly_line.database import predictions
+    from assembly_line.logs import prediction_rows
     shared = dt.datetime(2024, 5, 1, 9, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # one object, many rows
     odd = [dict(age=np.float64(41.5), name='ünïcødé "q"', n=np.int64(7), nan=float('nan'), none=None, flag=True, big=2**60)]
     rows = [dict(request_id=f"r-{i}", model='m', version=[1, None, np.int64(3)][i % 3], inputs=(adult_rows + odd)[i % 41],
@@ -264,7 +267,7 @@ def test_sqlite_fast_insert_writes_what_sqlalchemy_writes(tmp_path, adult_rows):
     fast, slow = Store(f"sqlite:///{tmp_path/'fast.sqlite'}"), Store(f"sqlite:///{tmp_path/'slow.sqlite'}")
     fast.log_predictions(rows)
     now = dt.datetime.now(dt.timezone.utc)
-    with slow._writer.begin() as c: c.execute(predictions.insert(), _prediction_rows(rows, now))
+    with slow._writer.begin() as c: c.execute(predictions.insert(), prediction_rows(rows, now))
     q = "SELECT id, request_id, ts, model, version, inputs, outputs, latency_ms FROM predictions ORDER BY id"
     a, b = raw(fast, q).fetchall(), raw(slow, q).fetchall()
     assert len(a) == len(b) == 250
@@ -430,7 +433,7 @@ def test_log_predictions_benchmark(sqlite_url, adult_rows, capsys):
 def test_jsonable_makes_builtin_subclasses_plain():
     "numpy.str_ (class labels), str/int enums and numpy floats become the plain builtins that orjson and JSON readers expect."
     import enum, orjson
-    from assembly_line.store import jsonable
+    from assembly_line.core import jsonable
     class Colour(str, enum.Enum): RED = 'red'
     class Size(enum.IntEnum): BIG = 3
     got = jsonable({'labels': [np.str_('>50K'), Colour.RED], 'n': Size.BIG, 'p': np.float64(0.25), 'flag': np.bool_(True)})
