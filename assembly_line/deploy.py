@@ -171,7 +171,7 @@ def _leaderboard_fig(lb):
     ax.set_title('Leaderboard'); return fig
 
 def _eval_figs(task, y, scores, classes):
-    from assembly_line import evaluation as ev
+    from assembly_line import diagnostics as ev
     if task is TaskKind.REGRESSION: return [('Residuals', ev.plot_residuals(y, scores))]
     return [('ROC curve', ev.plot_roc(y, scores, classes)), ('Precision-recall curve', ev.plot_pr(y, scores, classes)),
             ('Calibration', ev.plot_calibration(y, scores, classes)), ('Confusion matrix', ev.plot_confusion_matrix(y, scores, classes))]
@@ -190,7 +190,8 @@ def model_card(line:AssemblyLine, # a fitted line
                seed:int=0, # seeds the bootstrap
               )->ModelCard:
     "A model card for a fitted line, in Mitchell et al. (2019)'s sections, with evaluation plots."
-    from assembly_line.evaluation import bootstrap_ci, fig_to_base64, REPORT_METRICS
+    from assembly_line.evaluation import bootstrap_ci
+    from assembly_line.diagnostics import fig_to_base64, REPORT_METRICS
     line._check_fitted()
     sch, task, lb, ci, s = line.schema_, line.task_, line.leaderboard_, line.holdout_ci_, line.summary()
     target, mname = line.target, line.metric_.name

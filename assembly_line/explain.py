@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .core import TaskKind, ConfigError, DataError, NotFittedError
 from .metrics import model_scores, get_metric
-from .evaluation import permutation_importances, fig_to_base64
+from .diagnostics import permutation_importances, fig_to_base64
 from .line import AssemblyLine
 
 # %% auto #0

@@ -4,353 +4,29 @@
 
 # %% ../nbs/90_feedback.ipynb #8e2afa0e
 from __future__ import annotations
-import json, time, datetime as dt
-from dataclasses import dataclass, field, asdict, fields
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import ConfigError, DataError, SchemaError, RegistryError, data_hash
+from .core import ConfigError, SchemaError, RegistryError, AssemblyLineError, data_hash
 from .core import jsonable
-from .database import MAX_INT
 from .store import Store
+from .data import load_table
+from .evaluation import PairedComparison, paired_bootstrap
+from .line import AssemblyLine
+from .deploy import Registry
+from .monitor import Window, make_reference
+from .retrain_policy import RetrainPolicy, PolicyDecision, evaluate_policy, CHAMPION, ACTOR
 from .records import InputError
 from .edges import check_bearer
 
 # %% auto #0
-__all__ = ['CHAMPION', 'CHALLENGER', 'ACTOR', 'SHADOW', 'PairedComparison', 'paired_bootstrap', 'RetrainPolicy', 'PolicyDecision',
-           'evaluate_policy', 'FeedbackReport', 'retrain', 'rollback', 'run_feedback_once', 'feedback_router',
+__all__ = ['CHALLENGER', 'SHADOW', 'FeedbackReport', 'retrain', 'rollback', 'run_feedback_once', 'feedback_router',
            'deploy_shadow', 'evaluate_shadow']
 
-# %% ../nbs/90_feedback.ipynb #6c991fb0
-@dataclass
-class PairedComparison:
-    "Paired bootstrap of a metric difference: `diff = metric(b) - metric(a)` with its percentile interval."
-    metric: str               # the metric's name
-    greater_is_better: bool   # direction of the metric
-    a: float                  # metric of model a (the champion) on all rows
-    b: float                  # metric of model b (the challenger) on all rows
-    diff: float               # b - a, in the metric's units
-    low: float                # lower bound of the interval of b - a
-    high: float               # upper bound
-    n: int                    # rows compared
-    n_boot: int               # bootstrap replicates
-    alpha: float              # 1 - confidence level
-    n_failed: int = 0         # replicates where the metric was undefined
-
-    @property
-    def b_better(self)->bool:
-        "The interval of the difference excludes 0 on b's side."
-        return bool(self.low > 0) if self.greater_is_better else bool(self.high < 0)
-    @property
-    def a_better(self)->bool:
-        "The interval excludes 0 on a's side."
-        return bool(self.high < 0) if self.greater_is_better else bool(self.low > 0)
-    @property
-    def verdict(self)->str: return 'b better' if self.b_better else 'a better' if self.a_better else 'no clear difference'
-    def to_dict(self)->dict: return jsonable(dict(asdict(self), verdict=self.verdict))
-    def _repr_markdown_(self):
-        lv = f"{1-self.alpha:.0%}"
-        return (f"**{self.metric}** ({'higher' if self.greater_is_better else 'lower'} is better) on {self.n:,} rows: "
-                f"a = {self.a:.4g}, b = {self.b:.4g}; b − a = {self.diff:.4g}, {lv} paired CI [{self.low:.4g}, {self.high:.4g}] "
-                f"({self.n_boot} resamples) → **{self.verdict}**")
-
-def paired_bootstrap(y, # true labels or values
-                     scores_a, # uniform scores of model a (the champion): probabilities (n, k) or predictions (n,)
-                     scores_b, # uniform scores of model b (the challenger) on the same rows
-                     metric, # metric name or `Metric`
-                     n_boot:int=1000, # bootstrap replicates
-                     seed:int=0, # seed of the resampling
-                     alpha:float=0.05, # 1 - confidence level
-                     classes=None, # class labels in score-column order (classification)
-                    )->PairedComparison:
-    "Paired bootstrap CI of `metric(b) - metric(a)`: each replicate resamples the rows once and scores both models on it."
-    from assembly_line.metrics import get_metric, check_scores
-    from assembly_line.evaluation import _boot_vectorised, _boot_loop
-    m = get_metric(metric)
-    if not 0 < alpha < 1: raise ConfigError("alpha must be between 0 and 1", value=alpha, expected="e.g. 0.05")
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 10: raise ConfigError("n_boot is too small for a percentile interval", value=n_boot, expected=">= 10")
-    if len(scores_a) != len(scores_b): raise DataError("the two models were scored on different numbers of rows",
-                                                       value=(len(scores_a), len(scores_b)), expected="scores of the same rows")
-    ea, eb = m(y, scores_a, classes), m(y, scores_b, classes)     # validates both
-    from assembly_line.core import TaskKind
-    ya, sa, c = check_scores(y, scores_a, classes, TaskKind.REGRESSION in m.tasks, m.name)
-    _, sb, _ = check_scores(y, scores_b, classes, TaskKind.REGRESSION in m.tasks, m.name)
-    rng = np.random.default_rng(seed)
-    n = len(ya); chunk = max(1, min(n_boot, 2_000_000 // max(n, 1)))
-    reps = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        ra = _boot_vectorised(m.name, ya, sa, c, idx); ra = _boot_loop(m, ya, sa, c, idx) if ra is None else ra
-        rb = _boot_vectorised(m.name, ya, sb, c, idx); rb = _boot_loop(m, ya, sb, c, idx) if rb is None else rb
-        reps.append(rb - ra)
-    reps = np.concatenate(reps); ok = np.isfinite(reps)
-    if ok.sum() < n_boot / 2:
-        raise DataError(f"{m.name}: undefined on most bootstrap resamples; too few rows to compare", value=n, expected="more labelled rows")
-    lo, hi = np.quantile(reps[ok], [alpha / 2, 1 - alpha / 2])
-    return PairedComparison(m.name, m.greater_is_better, float(ea), float(eb), float(eb - ea), float(lo), float(hi), n, int(n_boot),
-                            float(alpha), int((~ok).sum()))
-
-# %% ../nbs/90_feedback.ipynb #47aba520
-_TRIGGERS = ('drift', 'performance', 'schedule')
-
-@dataclass
-class RetrainPolicy:
-    "When to retrain and how to decide a promotion; data with a JSON round trip."
-    drift_threshold:float|None=0.5     # fire when the table's drifted-column share is ≥ this (None: no drift trigger)
-    drift_column:str|None=None         # watch this column instead of the table share
-    drift_method:str='psi'             # the method whose statistic is compared for `drift_column`
-    column_threshold:float|None=None   # threshold of `drift_column`'s statistic (None: the method's recorded threshold)
-    consecutive:int=2                  # drift must hold for this many consecutive eligible windows
-    performance_floor:float|None=None  # fire when the real metric is beyond this (below for higher-is-better)
-    min_labels:int=30                  # a window needs this many labels for a performance verdict
-    max_age_s:float|None=None          # fire when the champion is older than this many seconds (schedule)
-    window_size:int|None=500           # windows of this many predictions ...
-    window_freq:str|None=None          # ... or by time ('7D', 'MS'); give one of the two
-    min_window_rows:int=100            # windows with fewer predictions get no verdict
-    cooldown_windows:int=1             # after a retrain, wait this many new eligible windows
-    cooldown_s:float=0.                # and this many seconds
-    metric:str|None=None               # performance/comparison metric (default: the champion's)
-    eval_fraction:float=0.3            # share of the newest labelled rows kept out of training to compare the two models
-    min_eval_rows:int=50               # least labelled rows to compare champion and challenger
-    n_boot:int=1000                    # paired bootstrap replicates
-    alpha:float=0.05                   # 1 - confidence level of the comparison
-
-    def __post_init__(self):
-        def num(name, lo=None, integer=False, optional=False):
-            v = getattr(self, name)
-            if v is None and optional: return
-            ok = isinstance(v, (int, np.integer)) if integer else isinstance(v, (int, float, np.integer, np.floating))
-            if isinstance(v, bool) or not ok or not -MAX_INT <= v <= MAX_INT or (lo is not None and v < lo):   # NaN, inf, past 64 bits: out of range
-                raise ConfigError(f"policy field {name} is invalid", column=name, value=v,
-                                  expected=f"{'an integer' if integer else 'a number'}{f' >= {lo}' if lo is not None else ''} and <= {MAX_INT}{' or None' if optional else ''}")
-        num('drift_threshold', 0, optional=True); num('column_threshold', 0, optional=True); num('performance_floor', optional=True)
-        num('max_age_s', 0, optional=True); num('consecutive', 1, True); num('min_labels', 1, True); num('min_window_rows', 1, True)
-        num('cooldown_windows', 0, True); num('cooldown_s', 0); num('min_eval_rows', 10, True); num('n_boot', 10, True)
-        num('window_size', 1, True, optional=True)
-        if (self.window_size is None) == (self.window_freq is None):
-            raise ConfigError("give exactly one of window_size and window_freq", column='window_size',
-                              value=dict(window_size=self.window_size, window_freq=self.window_freq))
-        if not 0 < self.eval_fraction < 1: raise ConfigError("eval_fraction must be between 0 and 1", column='eval_fraction', value=self.eval_fraction)
-        if not 0 < self.alpha < 1: raise ConfigError("alpha must be between 0 and 1", column='alpha', value=self.alpha)
-        from assembly_line.monitor import DEFAULT_THRESHOLDS
-        if self.drift_method not in DEFAULT_THRESHOLDS:
-            raise ConfigError("unknown drift method", column='drift_method', value=self.drift_method, expected=sorted(DEFAULT_THRESHOLDS))
-
-    @property
-    def triggers(self)->list:
-        "The triggers this policy has switched on."
-        return [t for t, on in zip(_TRIGGERS, (self.drift_threshold is not None or self.drift_column is not None,
-                                               self.performance_floor is not None, self.max_age_s is not None)) if on]
-    def to_dict(self)->dict: return asdict(self)
-    def to_json(self)->str: return json.dumps(self.to_dict(), indent=1)
-    @classmethod
-    def from_dict(cls, d:dict)->RetrainPolicy:
-        "A policy from a dict; unknown keys are refused (a typo must not silently switch a trigger off)."
-        if not isinstance(d, dict): raise ConfigError("a policy must be a JSON object", value=type(d).__name__)
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad: raise ConfigError("unknown policy field", column=bad[0], value=bad, expected=sorted(known))
-        return cls(**d)
-    @classmethod
-    def from_json(cls, s)->RetrainPolicy:
-        "A policy from JSON text or a `.json` file path."
-        if isinstance(s, Path) or (isinstance(s, str) and s.strip().endswith('.json') and Path(s).is_file()): s = Path(s).read_text()
-        try: d = json.loads(s)
-        except (TypeError, ValueError) as e: raise ConfigError(f"the policy is not valid JSON: {e}", value=str(s)[:80]) from None
-        return cls.from_dict(d)
-    @classmethod
-    def coerce(cls, policy)->RetrainPolicy:
-        "A policy from a `RetrainPolicy`, a dict, JSON text or a `.json` path; None gives the defaults."
-        if policy is None: return cls()
-        if isinstance(policy, cls): return policy
-        if isinstance(policy, dict): return cls.from_dict(policy)
-        if isinstance(policy, (str, Path)): return cls.from_json(policy)
-        raise ConfigError("policy must be a RetrainPolicy, dict, JSON or a path", value=type(policy).__name__)
-    def _repr_markdown_(self):
-        return "**RetrainPolicy** — triggers: " + (', '.join(self.triggers) or 'none') + "\n\n" + \
-               '\n'.join(f"- `{k}` = {v!r}" for k, v in self.to_dict().items())
-
-# %% ../nbs/90_feedback.ipynb #eae4ca7f
-CHAMPION, CHALLENGER = 'champion', 'challenger'
-ACTOR = 'feedback'
-
-@dataclass
-class PolicyDecision:
-    "Whether the policy fires for a model now: the reasons, the blockers and the windows it looked at."
-    model: str
-    version: int|None                 # the champion's version
-    fire: bool
-    reasons: list                     # why it fires (one line per trigger that fired)
-    blockers: list                    # why it does not (or could not) fire
-    checks: dict                      # trigger → {fired, detail numbers}
-    windows: pd.DataFrame             # one row per window: start, end, n, eligible, drift_share, column_stat, drifted, perf, low, high, n_labelled, status
-    last_retrain: object = None       # time of the last retrain of this model (audit log), or None
-    policy: dict = field(default_factory=dict)
-    ts: object = None
-    def to_dict(self)->dict:
-        w = self.windows.copy()
-        for c in ('window_start', 'window_end'):
-            if c in w: w[c] = w[c].astype(str)
-        return jsonable(dict(model=self.model, version=self.version, fire=self.fire, reasons=self.reasons, blockers=self.blockers,
-                             checks=self.checks, windows=w.to_dict('records'), last_retrain=None if self.last_retrain is None else str(self.last_retrain),
-                             policy=self.policy, ts=str(self.ts)))
-    def _repr_markdown_(self):
-        head = f"**{'FIRE' if self.fire else 'no retrain'}** for `{self.model}` v{self.version}"
-        lines = [head, ''] + [f"- fires: {r}" for r in self.reasons] + [f"- not: {b}" for b in self.blockers]
-        if len(self.windows):
-            cols = [c for c in ('window_start', 'n', 'eligible', 'drift_share', 'column_stat', 'drifted', 'perf', 'n_labelled', 'status') if c in self.windows]
-            w = self.windows[cols].copy(); w['window_start'] = w['window_start'].astype(str).str[:19]
-            lines += ['', w.to_markdown(index=False, floatfmt='.3g')]
-        return '\n'.join(lines)
-
-def _champion(store:Store, model:str):
-    "(version, ModelVersion) of the model's champion."
-    v = store.get_alias(model, CHAMPION)
-    return v, store.get_version(model, v)
-
-def _last_retrain(store:Store, model:str):
-    a = store.audit_log(model, action='retrain_started', last=1)
-    return None if a.empty else pd.Timestamp(a['ts'].iloc[0])
-
-def _reference_of(mv):
-    from assembly_line.monitor import read_reference
-    p = Path(mv.uri)
-    return read_reference(p) if (p/'reference.json').is_file() else None
-
-def _record_new(store:Store, model:str, version:int, rows:list)->int:
-    "Record monitoring rows unless the same (kind, column, method, window, statistic) is already in the store."
-    if not rows: return 0
-    old = store.monitoring_results(model, version)
-    key = lambda k, c, m, s, e, st: (k, c or '', m, str(pd.Timestamp(s)) if s is not None else '', str(pd.Timestamp(e)) if e is not None else '',
-                                     None if st is None or (isinstance(st, float) and np.isnan(st)) else round(float(st), 9))
-    seen = {key(r.kind, r.column, r.method, r.window_start, r.window_end, r.statistic) for r in old.itertuples()} if len(old) else set()
-    new = [r for r in rows if key(r['kind'], r.get('column'), r['method'], r.get('window_start'), r.get('window_end'), r.get('statistic')) not in seen]
-    return store.record_monitoring(new) if new else 0
-
-def _window_table(store, policy, model, version, reference, metric, record:bool)->pd.DataFrame:
-    from assembly_line import monitor as mon
-    wins = mon.monitor_windows(store, model, version, freq=policy.window_freq, size=policy.window_size)
-    cols = ['window_start', 'window_end', 'n', 'eligible', 'drift_share', 'column_stat', 'drifted', 'perf', 'low', 'high', 'n_labelled', 'status']
-    if not wins: return pd.DataFrame({c: pd.Series(dtype=bool if c in ('eligible', 'drifted') else object) for c in cols})
-    rows, recs = [], []
-    elig = [w for w in wins if w.n >= policy.min_window_rows]
-    perf = (mon.performance(store, model, version, metric, elig, reference, min_labels=policy.min_labels, n_boot=200).frame
-            if reference is not None and elig else None)
-    recorded = store.monitoring_results(model, version) if reference is None else None
-    for w in wins:
-        r = dict(window_start=w.start, window_end=w.end, n=w.n, eligible=w.n >= policy.min_window_rows, drift_share=np.nan,
-                 column_stat=np.nan, drifted=False, perf=np.nan, low=np.nan, high=np.nan, n_labelled=0,
-                 status='ok' if w.n >= policy.min_window_rows else f"too_small: {w.n} < {policy.min_window_rows} rows")
-        if r['eligible'] and reference is not None:
-            d = mon.drift(reference, w.frame(reference), model=model, version=version, window_start=w.start, window_end=w.end)
-            recs += d.records()
-            r['drift_share'] = d.share
-            if policy.drift_column is not None:
-                t = d.table[(d.table.column == policy.drift_column) & (d.table.method == policy.drift_method)]
-                if t.empty: raise ConfigError("the policy's drift column/method is not monitored", column=policy.drift_column,
-                                              value=policy.drift_method, expected=sorted(d.table.column.unique()))
-                r['column_stat'], th = float(t.statistic.iloc[0]), float(t.threshold.iloc[0])
-                th = policy.column_threshold if policy.column_threshold is not None else th
-                r['drifted'] = bool(t.p_value.iloc[0] < th) if policy.drift_method in ('ks', 'chi2') else bool(r['column_stat'] >= th)
-            else: r['drifted'] = bool(policy.drift_threshold is not None and d.n_rows and d.share >= policy.drift_threshold)
-        elif r['eligible'] and recorded is not None and len(recorded):
-            rs = recorded[pd.to_datetime(recorded.window_start, utc=True) == pd.Timestamp(w.start)]
-            tb = rs[rs.kind == 'table_drift']
-            if len(tb):
-                r['drift_share'] = float(tb.statistic.iloc[-1])
-                r['drifted'] = bool(policy.drift_threshold is not None and r['drift_share'] >= policy.drift_threshold)
-            if policy.drift_column is not None:
-                cs = rs[(rs.column == policy.drift_column) & (rs.method == policy.drift_method)]
-                if len(cs):
-                    r['column_stat'] = float(cs.statistic.iloc[-1])
-                    th = policy.column_threshold if policy.column_threshold is not None else float(cs.threshold.iloc[-1])
-                    r['drifted'] = bool(r['column_stat'] >= th)
-            pf = rs[rs.kind == 'performance']
-            if len(pf):
-                det = pf.details.iloc[-1] or {}
-                r.update(perf=pf.statistic.iloc[-1], low=det.get('low'), high=det.get('high'), n_labelled=det.get('n_labelled', 0))
-                if det.get('status') != 'ok': r['status'] = det.get('status')
-        rows.append(r)
-    out = pd.DataFrame(rows, columns=cols)
-    if perf is not None:
-        for i, p in zip(out.index[out.eligible], perf.itertuples()):
-            out.loc[i, ['perf', 'low', 'high', 'n_labelled']] = [p.estimate, p.low, p.high, p.n_labelled]
-            if p.status != 'ok': out.loc[i, 'status'] = p.status
-        recs += mon.PerformanceResult(perf, perf.metric.iloc[0], True, policy.min_labels, model, version).records()
-    if record: _record_new(store, model, version, recs)
-    return out
-
-def evaluate_policy(policy:RetrainPolicy, # the retrain policy
-                    store, # a `Store` (or its URL) holding the registry, prediction log, labels and audit log
-                    model:str, # the model's name; its champion is judged
-                    reference=None, # monitoring `Reference` (default: `reference.json` of the champion's bundle, else recorded results)
-                    now=None, # the time of the decision (default: now, UTC)
-                    record:bool=True, # record fresh monitoring results that are not in the store yet
-                    audit:bool=True, # write the decision to the audit log
-                   )->PolicyDecision:
-    "Judge the policy for a model's champion from its prediction log and monitoring results."
-    if not isinstance(policy, RetrainPolicy): raise ConfigError("policy must be a RetrainPolicy", value=type(policy).__name__)
-    store = store if isinstance(store, Store) else Store(store)
-    now = pd.Timestamp(now if now is not None else dt.datetime.now(dt.timezone.utc))
-    now = now.tz_localize('UTC') if now.tzinfo is None else now
-    version, mv = _champion(store, model)
-    ref = reference if reference is not None else _reference_of(mv)
-    metric = policy.metric or (mv.metrics or {}).get('metric')
-    win = _window_table(store, policy, model, version, ref, metric, record)
-    last = _last_retrain(store, model)
-    reasons, blockers, checks = [], [], {}
-    elig = win[win.eligible.astype(bool)]
-    fresh = elig[elig.window_start >= last] if last is not None else elig
-    if win.empty: blockers.append(f"no predictions logged for {model} v{version}: nothing to judge")
-    elif elig.empty: blockers.append(f"no window has the policy's minimum of {policy.min_window_rows} predictions "
-                                     f"(largest: {int(win.n.max())})")
-    # drift: the last `consecutive` eligible windows since the last retrain all drifted
-    if 'drift' in policy.triggers:
-        tail = fresh.tail(policy.consecutive)
-        fired = len(tail) == policy.consecutive and bool(tail.drifted.all())
-        what = f"{policy.drift_column} {policy.drift_method}" if policy.drift_column else "table drift share"
-        stat = tail.column_stat if policy.drift_column else tail.drift_share
-        checks['drift'] = dict(fired=fired, what=what, consecutive=policy.consecutive, values=[None if pd.isna(v) else round(float(v), 4) for v in stat],
-                               threshold=policy.column_threshold if policy.drift_column else policy.drift_threshold)
-        if fired: reasons.append(f"{what} beyond its threshold in the last {policy.consecutive} window(s): {[round(float(v), 3) for v in stat]}")
-        elif len(elig): blockers.append(f"drift: {int(tail.drifted.sum())} of the last {len(tail)} eligible window(s) drifted"
-                                        f" (needs {policy.consecutive} in a row{' since the last retrain' if last is not None else ''})")
-    # performance: the latest window with enough labels is beyond the floor
-    if 'performance' in policy.triggers:
-        from assembly_line.metrics import get_metric
-        gib = get_metric(metric).greater_is_better if metric else True
-        ok = fresh[(fresh.status == 'ok') & (fresh.n_labelled >= policy.min_labels) & fresh.perf.notna()]
-        if ok.empty:
-            checks['performance'] = dict(fired=False, metric=metric, floor=policy.performance_floor, estimate=None)
-            if len(elig): blockers.append(f"performance: no window with at least {policy.min_labels} labels"
-                                          f" (most: {int(fresh.n_labelled.max()) if len(fresh) else 0})")
-        else:
-            p = ok.iloc[-1]; bad = p.perf < policy.performance_floor if gib else p.perf > policy.performance_floor
-            checks['performance'] = dict(fired=bool(bad), metric=metric, floor=policy.performance_floor, estimate=float(p.perf),
-                                         low=float(p.low), high=float(p.high), n_labelled=int(p.n_labelled), window_start=str(p.window_start))
-            msg = f"{metric} = {p.perf:.4g} [{p.low:.4g}, {p.high:.4g}] on {int(p.n_labelled)} labels vs floor {policy.performance_floor:g}"
-            (reasons if bad else blockers).append(("performance beyond the floor: " if bad else "performance within the floor: ") + msg)
-    # schedule: the champion's age
-    if 'schedule' in policy.triggers:
-        h = store.alias_history(model, CHAMPION)
-        since = pd.Timestamp(h['ts'].iloc[-1]) if len(h) else pd.Timestamp(mv.created_at)
-        age = (now - since).total_seconds()
-        fired = age > policy.max_age_s
-        checks['schedule'] = dict(fired=fired, age_s=round(age, 1), max_age_s=policy.max_age_s)
-        (reasons if fired else blockers).append(f"champion age {age:,.0f} s {'>' if fired else '≤'} max_age_s {policy.max_age_s:,.0f}")
-    if not policy.triggers: blockers.append("the policy has no trigger switched on")
-    # cool-down, from the audit log
-    if last is not None and reasons:
-        since_s = (now - last).total_seconds()
-        if len(fresh) < policy.cooldown_windows:
-            blockers.append(f"cool-down: {len(fresh)} eligible window(s) since the last retrain at {last}, needs {policy.cooldown_windows}")
-        if since_s < policy.cooldown_s: blockers.append(f"cool-down: {since_s:,.0f} s since the last retrain, needs {policy.cooldown_s:,.0f} s")
-        checks['cooldown'] = dict(last_retrain=str(last), windows_since=len(fresh), seconds_since=round(since_s, 1))
-    cooling = any(b.startswith('cool-down') for b in blockers)
-    dec = PolicyDecision(model, version, bool(reasons) and not cooling, reasons, blockers, checks, win, last, policy.to_dict(), now)
-    if audit: store.audit(f"{ACTOR}.policy", 'policy_fired' if dec.fire else 'policy_checked', model, version, dec.to_dict())
-    return dec
-
 # %% ../nbs/90_feedback.ipynb #98b16c68
+CHALLENGER = 'challenger'   # the registry alias of a freshly trained challenger
+
 @dataclass
 class FeedbackReport:
     "What one feedback run did: the decision, its reasons, the data used, the comparison and the audit entries."
@@ -395,7 +71,6 @@ def _labelled_frame(store:Store, model:str, line, request_ids=None)->pd.DataFram
     return out.sort_values('ts', kind='stable').reset_index(drop=True)
 
 def _as_rows(new_data, store, model, line)->pd.DataFrame:
-    from assembly_line.monitor import Window
     if new_data is None: return _labelled_frame(store, model, line)
     if isinstance(new_data, Window): return _labelled_frame(store, model, line, new_data.log['request_id'] if new_data.n else [])
     if not isinstance(new_data, pd.DataFrame): raise ConfigError("new_data must be None (labelled rows from the store), a monitor Window or a DataFrame",
@@ -424,9 +99,6 @@ def retrain(registry, # a deploy `Registry`, a `Store` or a store URL
             seed:int=0, # seed of the paired bootstrap
            )->FeedbackReport:
     "Train a challenger with the champion's line on fresh data, compare them with a paired bootstrap, promote only a clear winner."
-    from assembly_line.deploy import Registry
-    from assembly_line.line import AssemblyLine
-    from assembly_line.monitor import make_reference
     t0 = time.monotonic()
     policy = RetrainPolicy.coerce(policy)
     reg = registry if isinstance(registry, Registry) else Registry(registry, registry_root)
@@ -512,7 +184,6 @@ def rollback(registry, # a deploy `Registry`, a `Store` or a store URL
              registry_root=None, # the registry's artifact folder (when `registry` is a store)
             )->int:
     "Move the champion back to the previous champion (or any earlier version) in one call; return the new champion's version."
-    from assembly_line.deploy import Registry
     reg = registry if isinstance(registry, Registry) else Registry(registry, registry_root)
     before = reg.store.get_alias(model, CHAMPION)
     v = reg.rollback(model, to_version, who=who, why=why, expected=before)   # the champion this call read, or RegistryConflict
@@ -532,12 +203,9 @@ def run_feedback_once(store_url, # the store (URL, `Store` or `Registry`)
                       shadow:bool=False, # deploy the challenger in shadow instead (see `retrain`)
                      )->FeedbackReport:
     "Evaluate the retrain policy for a model once and, when it fires (or `force`), retrain, compare and promote or keep."
-    from assembly_line.deploy import Registry
     t0 = time.monotonic()
     policy = RetrainPolicy.coerce(policy)
-    if isinstance(base_data, (str, Path)):
-        from assembly_line.data import load_table
-        base_data = load_table(base_data)
+    if isinstance(base_data, (str, Path)): base_data = load_table(base_data)
     name, _, alias = str(model).partition('@')
     if alias and alias != CHAMPION: raise ConfigError("the feedback loop works on a model's champion", value=model, expected=f"{name} or {name}@{CHAMPION}")
     reg = store_url if isinstance(store_url, Registry) else Registry(store_url, registry_root)
@@ -559,7 +227,6 @@ def feedback_router(service=None, # a serve `ModelService` (what `create_app` pa
     "A FastAPI router with the token-protected `POST /admin/retrain` (`run_feedback_once`) and `POST /admin/shadow/evaluate` (`evaluate_shadow`); reloads the service after a move."
     from fastapi import APIRouter, Body, Depends, Header, HTTPException
     from fastapi.responses import JSONResponse
-    from assembly_line.core import AssemblyLineError
     if service is None and store is None: raise ConfigError("feedback_router needs a service or a store")
     if service is None and not token: raise ConfigError("feedback_router without a service needs an admin token", column='token')
     def require(authorization:str|None=Header(None, description="Bearer <admin token>")):
@@ -606,7 +273,6 @@ def deploy_shadow(registry, # a deploy `Registry`, a `Store` or a store URL
                   registry_root=None, # the registry's artifact folder (when `registry` is a store)
                  )->int|None:
     "Point the `shadow` alias at `version` (a service picks it up on reload); return the previous shadow version."
-    from assembly_line.deploy import Registry
     reg = registry if isinstance(registry, Registry) else Registry(registry, registry_root)
     champ = reg.store.get_alias(model, CHAMPION)
     reg.store.get_version(model, version)                     # RegistryError naming the versions when unknown
@@ -642,13 +308,12 @@ def evaluate_shadow(registry, # a deploy `Registry`, a `Store` or a store URL
                     seed:int=0, # seed of the paired bootstrap
                    )->FeedbackReport:
     "Compare the champion and its shadow on the same live labelled requests (paired bootstrap); promote the shadow only when it is clearly better."
-    from assembly_line.deploy import Registry
     t0 = time.monotonic()
     policy = RetrainPolicy.coerce(policy)
     if not 0 <= max_failure_share < 1: raise ConfigError("max_failure_share must be in [0, 1)", column='max_failure_share', value=max_failure_share)
     reg = registry if isinstance(registry, Registry) else Registry(registry, registry_root)
     store = reg.store
-    v0, mv0 = _champion(store, model)
+    v0 = store.get_alias(model, CHAMPION); mv0 = store.get_version(model, v0)
     ids = []
     def audit(action, details, version=v0): ids.append(store.audit(who, action, model, version, details)); return ids[-1]
     def done(decision, why, v1=None, data=None, comp=None):

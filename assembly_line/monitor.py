@@ -766,7 +766,7 @@ class MonitoringReport:
 
     def to_html(self, full:bool=True)->str:
         "The report as HTML (a whole self-contained page when `full`)."
-        from assembly_line.evaluation import fig_to_base64
+        from assembly_line.diagnostics import fig_to_base64
         esc = html.escape
         title = f"Monitoring: {self.model}" + (f" v{self.version}" if self.version is not None else '')
         al = ''.join(f'<li class="alert {a["level"]}" data-kind="{a["kind"]}">{esc(a["message"])}</li>' for a in self.alerts)

@@ -340,7 +340,7 @@ class Candidate:
         if task is not None and TaskKind(task) is not self.task and not (self.task.is_classification and TaskKind(task).is_classification):
             raise ConfigError(f"candidate {self.name!r} was built for a {self.task.value} task", value=str(task), expected=self.task.value)
         if preprocessor is None:
-            from assembly_line.features import make_preprocessor as preprocessor
+            from assembly_line.feature_plan import make_preprocessor as preprocessor
         return Pipeline([('preprocess', preprocessor(schema, self.flavour)), ('model', self.factory())])
 
     def _repr_markdown_(self): return f"**{self.name}** ({self.family}, {self.flavour} features): {self.description}"

@@ -542,7 +542,7 @@ def test_one_text_value_plus_missing_new_value_is_a_warning():
 @pytest.mark.parametrize('flavour', ['tree', 'linear', 'nn'])
 def test_missingness_reaches_the_model(flavour):
     "clean → schema → feature plan → preprocessor: the one-value-plus-missing columns come out as features that carry the gaps."
-    from assembly_line.features import make_preprocessor, plan_features
+    from assembly_line.feature_plan import make_preprocessor, plan_features
     df = _crashes()
     df = df.assign(belt_gaps=df.seatbelt.where(df.seatbelt != 'none'),                 # 'belted' or missing
                    past_due=np.where(df.seatbelt == 'none', np.nan, 0.))              # 0 or missing
@@ -564,7 +564,7 @@ def test_missingness_reaches_a_fitted_model():
     "A model on the gaps alone scores above chance: the information survived cleaning, the schema and the features."
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from assembly_line.features import make_preprocessor
+    from assembly_line.feature_plan import make_preprocessor
     df = _crashes(6000)
     df = df.assign(past_due=np.where(df.seatbelt == 'none', np.nan, 0.))[['past_due', 'dead']]
     r = clean(df, target='dead', drop_duplicates=False); s = infer_schema(r.df, target='dead')

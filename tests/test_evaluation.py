@@ -12,8 +12,8 @@ from sklearn.preprocessing import StandardScaler
 from assembly_line.core import ConfigError, DataError
 from assembly_line.datasets import load_example
 from assembly_line.metrics import METRICS, model_scores
-from assembly_line.evaluation import (cv_scores, bootstrap_ci, Leaderboard, ConfidenceInterval, CVScores,
-                                      plot_confusion_matrix, plot_roc, plot_pr, plot_calibration, plot_residuals,
+from assembly_line.evaluation import cv_scores, bootstrap_ci, Leaderboard, ConfidenceInterval, CVScores
+from assembly_line.diagnostics import (plot_confusion_matrix, plot_roc, plot_pr, plot_calibration, plot_residuals,
                                       permutation_importances, plot_importance, evaluation_report, EvaluationReport)
 
 

@@ -12,7 +12,7 @@ from assembly_line.core import ConfigError, DataError, SchemaError, Role
 from assembly_line.datasets import load_example
 from assembly_line.data import infer_schema, clean
 from assembly_line.features import *
-from assembly_line.features import _FLAVOURS
+from assembly_line.feature_plan import *
 
 
 # ---------------------------------------------------------------- scikit-learn's own checks (numeric-array transformers)
@@ -173,12 +173,12 @@ def test_target_encoding_is_out_of_fold(adult):
 # ---------------------------------------------------------------- the plan
 def test_plan_roles_flavours_and_overrides(titanic):
     s = infer_schema(titanic, target='survived')
-    for f in _FLAVOURS:
+    for f in FLAVOURS:
         p = plan_features(s, f, df=titanic)
         assert set(p.steps) == set(s.features) and 'survived' in p.dropped
         md = p._repr_markdown_()
         assert '| age | numeric |' in md and f"`{f}`" in md
-    tree, lin, nn = (plan_features(s, f, df=titanic) for f in _FLAVOURS)
+    tree, lin, nn = (plan_features(s, f, df=titanic) for f in FLAVOURS)
     assert tree.steps['sex'] == ['ordinal'] and lin.steps['sex'] == ['onehot'] and nn.steps['sex'] == ['category']
     assert tree.steps['ticket'] == ['target'] and lin.steps['ticket'] == ['target', 'scale']
     assert plan_features(s, 'tree', df=titanic, high_cardinality=1000).steps['ticket'] == ['ordinal']
@@ -200,7 +200,7 @@ def test_plan_uses_schema_cardinality_without_data(adult):
 
 
 # ---------------------------------------------------------------- the preprocessor: outputs, new data, bad input
-@pytest.mark.parametrize('flavour', _FLAVOURS)
+@pytest.mark.parametrize('flavour', FLAVOURS)
 def test_preprocessor_outputs_on_real_data(flavour, titanic, adult, cars, hotel):
     for df, target in ((titanic, 'survived'), (adult, 'income'), (cars, 'Miles_per_Gallon'), (hotel, 'is_canceled')):
         s = infer_schema(df, target=target)
@@ -215,7 +215,7 @@ def test_preprocessor_outputs_on_real_data(flavour, titanic, adult, cars, hotel)
         if flavour == 'nn': assert cats and not out[cats].isna().any().any()
         else: assert not cats
 
-@pytest.mark.parametrize('flavour', _FLAVOURS)
+@pytest.mark.parametrize('flavour', FLAVOURS)
 def test_few_rows_path_matches_the_vector_path(flavour, titanic, adult, cars, hotel, monkeypatch):
     "Up to `_FEW_ROWS` rows the level lookups go value by value; every output must equal the vector path's, odd values included."
     import assembly_line.features as F

@@ -8,8 +8,10 @@ import pytest
 from assembly_line.core import ConfigError, DataError, RegistryError
 from assembly_line.datasets import load_example
 from assembly_line.store import Store
-from assembly_line.feedback import (RetrainPolicy, paired_bootstrap, evaluate_policy, retrain, rollback, run_feedback_once,
-                                    feedback_router, PolicyDecision, FeedbackReport, deploy_shadow, evaluate_shadow)
+from assembly_line.evaluation import paired_bootstrap
+from assembly_line.retrain_policy import RetrainPolicy, evaluate_policy, PolicyDecision
+from assembly_line.feedback import (retrain, rollback, run_feedback_once, feedback_router, FeedbackReport, deploy_shadow,
+                                    evaluate_shadow)
 
 TOKEN = 'feedback-admin-token'
 POLICY = dict(drift_threshold=0.3, consecutive=2, performance_floor=400., min_labels=50, window_size=250, min_window_rows=100)
