@@ -172,7 +172,9 @@ def _md(obj)->str:
 def cmd_demo(args)->int:
     "Print the stage-1 walk-through on a bundled data set (and, with a budget, fit and score a line)."
     from assembly_line.datasets import load_example, EXAMPLES
-    from assembly_line.data import clean, infer_schema, profile
+    from assembly_line.schema import infer_schema
+    from assembly_line.clean import clean
+    from assembly_line.profile import profile
     from assembly_line.runs import split_kind
     from assembly_line.data import holdout_split
     ex = EXAMPLES.get(args.example)

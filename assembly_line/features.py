@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.model_selection import KFold, StratifiedKFold
 from .core import ConfigError, DataError, SchemaError, NotFittedError
-from .data import _FEW
+from .data import FEW_ROWS
 
 # %% auto #0
 __all__ = ['NA_LEVEL', 'OTHER_LEVEL', 'UNSEEN_LEVEL', 'ENCODINGS', 'FeaturesNotFittedError', 'check_fitted', 'as_frame',
@@ -248,7 +248,7 @@ def _as_levels(s:pd.Series)->pd.Series:
     na = s.isna()
     return s.where(na, s[~na].map(_level_text)) if (~na).any() else s
 
-_FEW_ROWS = _FEW   # up to this many rows (the threshold of cleaning and `Schema.coerce`), levels are looked up value by value
+_FEW_ROWS = FEW_ROWS   # up to this many rows (the threshold of cleaning and `Schema.coerce`), levels are looked up value by value
 
 class _Lookup:
     "Mixin: a lookup table built from the fitted state on first use and never saved with the model."

@@ -12,7 +12,9 @@ from fastcore.basics import patch_to
 from sklearn.base import BaseEstimator
 from .core import (TaskKind, Budget, ConfigError, DataError, NotFittedError, BudgetError, SchemaError,
                                 seed_everything, data_hash, library_versions)
-from .data import clean, infer_schema, holdout_split, cv_folds, Schema
+from .data import holdout_split, cv_folds
+from .schema import infer_schema, Schema
+from .clean import clean
 from .metrics import get_metric, labels_from_scores
 from .selection import zoo, screen
 from .training import train_candidates, cross_fit, prewarm, as_budget
@@ -440,7 +442,7 @@ class AssemblyLine(BaseEstimator):
         return st
 
     def __setstate__(self, st):
-        from assembly_line.data import CleaningReport, CleaningStep
+        from assembly_line.clean import CleaningReport, CleaningStep
         from assembly_line.evaluation import ConfidenceInterval
         st = dict(st)
         if 'schema_' in st: st['schema_'] = Schema.from_json(st['schema_'])

@@ -248,9 +248,10 @@ def holdout_for(df:pd.DataFrame, # the raw table
                 seed:int=0, # seed for the split
                )->tuple:
     "`(train, test)`: rows with a target, split stratified (classification) or at random (regression)."
-    from assembly_line.data import holdout_split, _task_of
+    from assembly_line.data import holdout_split
+    from assembly_line.schema import task_of
     df = df[df[target].notna()].reset_index(drop=True)
-    return holdout_split(df, kind=split_kind(_task_of(df[target])), target=target, test_size=test_size, seed=seed)
+    return holdout_split(df, kind=split_kind(task_of(df[target])), target=target, test_size=test_size, seed=seed)
 
 # %% ../nbs/97_runs.ipynb #58489840
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin

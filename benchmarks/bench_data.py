@@ -5,7 +5,9 @@ Run: `python benchmarks/bench_data.py [--repeat 3]`; prints the best wall time o
 import argparse, tempfile, time
 from pathlib import Path
 from assembly_line.datasets import load_example
-from assembly_line.data import load_table, clean, infer_schema
+from assembly_line.data import load_table
+from assembly_line.schema import infer_schema
+from assembly_line.clean import clean
 
 def main(repeat:int=3):
     raw = load_example('hotel_bookings')

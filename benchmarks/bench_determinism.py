@@ -8,7 +8,7 @@ The sequential search (`n_jobs=1`) is the reference: deterministic runs must all
 import argparse, time
 import pandas as pd
 from assembly_line.datasets import load_example, EXAMPLES
-from assembly_line.data import infer_schema
+from assembly_line.schema import infer_schema
 from assembly_line.selection import zoo
 from assembly_line.tuning import tune, search_space
 

@@ -61,7 +61,7 @@ def timed(fn):
     return out, dt, _status('VmHWM') - rss0
 
 def run_ours(ref, cur):
-    from assembly_line.data import infer_schema
+    from assembly_line.schema import infer_schema
     from assembly_line.monitor import make_reference, drift
     schema = infer_schema(ref)
     reference, t_ref, m_ref = timed(lambda: make_reference(ref, schema))

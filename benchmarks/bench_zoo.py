@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from threadpoolctl import threadpool_limits
 from assembly_line.datasets import load_example, EXAMPLES
-from assembly_line.data import clean, infer_schema
+from assembly_line.schema import infer_schema
+from assembly_line.clean import clean
 from assembly_line.selection import zoo
 from assembly_line.training import train_candidates
 from assembly_line.evaluation import Leaderboard

@@ -1,10 +1,12 @@
-"Contracts, round trips, a real SQLite database and every bad-input case of `assembly_line.data`."
+"Contracts, round trips, a real SQLite database and every bad-input case of stage 1: `assembly_line.data`, `.schema`, `.clean`, `.profile`."
 import gzip, json, sqlite3
 import numpy as np, pandas as pd, pytest
 from assembly_line.core import Role, TaskKind, DataError, TargetError, SchemaError, ConfigError, NotFittedError
 from assembly_line.datasets import load_example
-from assembly_line.data import (load_table, infer_schema, Schema, ColumnSchema, ValidationResult, Cleaner, clean,
-                                CleanResult, holdout_split, cv_folds, profile, DataProfile, parse_numbers)
+from assembly_line.data import load_table, holdout_split, cv_folds, parse_numbers
+from assembly_line.schema import infer_schema, Schema, ColumnSchema, ValidationResult
+from assembly_line.clean import Cleaner, clean, CleanResult
+from assembly_line.profile import profile, DataProfile
 
 @pytest.fixture(scope='module')
 def penguins(): return load_example('penguins')
@@ -278,7 +280,7 @@ def test_profile(titanic):
     fig = p.plot(); assert len(fig.axes) == 3
 
 # ---- the few-row path of Schema.coerce/validate: identical to the vector path ---------------------
-import assembly_line.data as D
+import assembly_line.data as D, assembly_line.schema as S
 from assembly_line.datasets import EXAMPLES
 
 def _outcome(schema, df, **kw):
@@ -384,8 +386,10 @@ _FEW_VARIANTS = ('as is', 'numbers as text 0', 'unparseable', 'far out', 'unseen
 def test_few_row_coerce_is_the_vector_coerce(monkeypatch):
     "Every variant of every table: the few-row path (forced on at any length) gives what the vector path gives."
     def both(schema, df, label, **kw):
-        monkeypatch.setattr(D, '_FEW', 0); want = _outcome(schema, df, **kw)      # the vector path only
-        monkeypatch.setattr(D, '_FEW', 10**9); got = _outcome(schema, df, **kw)   # the few-row path wherever it can, at any length
+        for m in (D, S): monkeypatch.setattr(m, 'FEW_ROWS', 0)
+        want = _outcome(schema, df, **kw)      # the vector path only
+        for m in (D, S): monkeypatch.setattr(m, 'FEW_ROWS', 10**9)
+        got = _outcome(schema, df, **kw)       # the few-row path wherever it can, at any length
         _assert_same(got, want, label)
     rng, n_fast = np.random.default_rng(0), 0
     for name, schema, cleaner, new in _tables():
@@ -398,7 +402,7 @@ def test_few_row_coerce_is_the_vector_coerce(monkeypatch):
                 label = f"{name} {rows} rows {'raw' if raw else 'cleaned'}: {what}"
                 both(schema, df, label)
                 if rows == 1 and what in ('as is', 'far out'): both(schema, df, label + ', tolerance 0', tolerance=0.)
-                n_fast += sum(D._check_column_few(df[c], schema[c], .5) is not None for c in schema.columns if c in df.columns)
+                n_fast += sum(S._check_column_few(df[c], schema[c], .5) is not None for c in schema.columns if c in df.columns)
     assert n_fast > 2_000   # not vacuous: the few-row path answered most columns itself
 
 def test_few_row_path_takes_plain_requests():
@@ -407,14 +411,14 @@ def test_few_row_path_takes_plain_requests():
     res = clean(train, target='income'); schema = infer_schema(res.df, target='income')
     one = res.cleaner.transform(load_example('adult', n=1, seed=7).drop(columns='income'))
     for c in schema.features:
-        fast = D._check_column_few(one[c], schema[c], .5)
+        fast = S._check_column_few(one[c], schema[c], .5)
         assert fast is not None, c
-        slow = D._check_column_many(one[c], schema[c], 'lenient', .5)
+        slow = S._check_column_many(one[c], schema[c], 'lenient', .5)
         pd.testing.assert_series_equal(fast[0], slow[0], check_exact=True); assert fast[1] == slow[1] == []
     got = schema.coerce(one); got.iloc[0, :] = None   # the result never shares memory with the request
     pd.testing.assert_frame_equal(one, res.cleaner.transform(load_example('adult', n=1, seed=7).drop(columns='income')))
     raw = one.astype(str).assign(age=' 1,000 ')   # numbers as text, a far-out age: the vector path's problem, word for word
-    assert [p.to_dict() for p in schema.validate(raw).problems] == [p.to_dict() for p in D.Schema._check(schema, raw, 'strict', None)[0].problems]
+    assert [p.to_dict() for p in schema.validate(raw).problems] == [p.to_dict() for p in S.Schema._check(schema, raw, 'strict', None)[0].problems]
 
 
 def test_clean_text_many_is_clean_text_few():
@@ -604,3 +608,15 @@ def test_cleaner_saved_before_the_evidence_rule_still_loads():
     assert out['x'].tolist()[0] == 1 and pd.isna(out['x'].iloc[1])
     new = Cleaner().fit(df).transform(df)
     assert new['belt'].tolist() == ['none', 'belted', 'NONE', 'belted']  # a new fit keeps the words
+
+def test_cleaner_saved_before_the_split_still_loads(penguins):
+    "A bundle saved before stage 1 was split names `assembly_line.data.Cleaner`; skops still finds the class (now in `clean`)."
+    import skops.io as sio
+    Cleaner.__module__ = 'assembly_line.data'
+    try: blob = sio.dumps(Cleaner().fit(penguins))
+    finally: Cleaner.__module__ = 'assembly_line.clean'
+    assert sio.get_untrusted_types(data=blob) == ['assembly_line.data.Cleaner']
+    old = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    assert type(old) is Cleaner
+    pd.testing.assert_frame_equal(old.transform(penguins), Cleaner().fit(penguins).transform(penguins))
+    with pytest.raises(AttributeError): import assembly_line.data as D; D.infer_schema   # only the saved class is looked up there

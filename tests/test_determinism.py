@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from assembly_line.core import ConfigError, IntegrityError, file_hash
 from assembly_line.datasets import load_example, EXAMPLES
-from assembly_line.data import infer_schema
+from assembly_line.schema import infer_schema
 from assembly_line.selection import zoo
 from assembly_line.tuning import tune, search_space
 from assembly_line.line import AssemblyLine, RUN_FILE, verify_bundle, _reproducible

@@ -5,7 +5,7 @@ from assembly_line.core import SchemaError, ConfigError, TaskKind
 from assembly_line.datasets import load_example
 from assembly_line.line import AssemblyLine
 from assembly_line.feature_plan import make_preprocessor
-from assembly_line.data import infer_schema
+from assembly_line.schema import infer_schema
 from assembly_line.explain import column_map, Explanation, importance_ci, plot_summary, plot_dependence
 
 warnings.filterwarnings('ignore')

@@ -10,7 +10,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from assembly_line import core
 from assembly_line.core import ConfigError, DataError, SchemaError, Role
 from assembly_line.datasets import load_example
-from assembly_line.data import infer_schema, clean
+from assembly_line.schema import infer_schema
+from assembly_line.clean import clean
 from assembly_line.features import *
 from assembly_line.feature_plan import *
 

@@ -7,7 +7,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 from assembly_line.core import ConfigError, DataError, IntegrityError
 from assembly_line.datasets import load_example
-from assembly_line.data import infer_schema
+from assembly_line.schema import infer_schema
 from assembly_line.store import Store
 from assembly_line import monitor as mon
 

@@ -158,7 +158,7 @@ def test_spaces_convert_every_way():
 def test_zoo_spaces_fit_zoo_pipelines():
     "Every default space names real parameters of the zoo's pipeline for that model, for each task."
     selection = pytest.importorskip('assembly_line.selection')
-    from assembly_line.data import infer_schema
+    from assembly_line.schema import infer_schema
     for data, task in (('adult', 'binary'), ('penguins', 'multiclass'), ('diamonds', 'regression')):
         from assembly_line.datasets import EXAMPLES
         df = load_example(data, n=200, seed=0)
