@@ -5,7 +5,7 @@
 
 line:
 	bash tools/bootstrap.sh
-	.venv/bin/assembly-line run line -p example adult -p time_budget 60 -p deterministic False -p n_jobs -1
+	.venv/bin/assembly-line run line -p example wa_churn -p time_budget 60 -p deterministic False -p n_jobs -1
 
 tour:   # a model's whole life in one run (train, serve, replay traffic, monitor, retrain, promote, roll back) and its pages
 	bash tools/bootstrap.sh
