@@ -256,9 +256,9 @@ class Leaderboard(pd.DataFrame):
     def _constructor(self): return Leaderboard
 
     @classmethod
-    def empty(cls, metric:str|Metric, # the metric every row is scored with
+    def new(cls, metric:str|Metric, # the metric every row is scored with
              )->Leaderboard:
-        "A leaderboard with no rows yet."
+        "A leaderboard with no rows yet (not `empty`: pandas reads `DataFrame.empty` to decide how to print)."
         m = get_metric(metric)
         lb = cls(columns=LEADERBOARD_COLUMNS)
         lb.metric_name, lb.greater_is_better = m.name, m.greater_is_better

@@ -139,7 +139,7 @@ def test_bootstrap_bad_input(titanic):
 
 
 def _lb_rows(metric, values):
-    lb = Leaderboard.empty(metric)
+    lb = Leaderboard.new(metric)
     for i, v in enumerate(values):
         cv = CVScores(f'm{i}', metric, np.array([v - .01, v, v + .01]), v, METRICS[metric].greater_is_better)
         lb = lb.add(f'm{i}', cv, holdout=v, fit_time=i + 1., predict_ms_per_1k=2. * i)
@@ -162,7 +162,14 @@ def test_leaderboard_orders_by_metric_direction():
     with pytest.raises(ConfigError, match='already has'): up.add('m0')
     with pytest.raises(ConfigError, match='another metric'):
         up.add('x', CVScores('x', 'rmse', np.array([1., 2.]), 1.5, False))
-    with pytest.raises(DataError, match='empty'): Leaderboard.empty('r2').best
+    with pytest.raises(DataError, match='empty'): Leaderboard.new('r2').best
+
+
+def test_leaderboard_prints_its_rows():
+    # pandas prints "Empty <class>" whenever `.empty` is truthy: a leaderboard must keep DataFrame's property
+    lb = _lb_rows('roc_auc', [0.7])
+    assert lb.empty is False and Leaderboard.new('r2').empty is True
+    assert 'Empty' not in repr(lb) and 'm0' in repr(lb) and 'm0' in lb.to_string()
 
 
 def test_leaderboard_display():
