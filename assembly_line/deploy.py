@@ -4,304 +4,22 @@
 
 # %% ../nbs/80_deploy.ipynb #c6ebd3a3
 from __future__ import annotations
-import os, re, json, time, uuid, shutil, fcntl, html, contextlib, datetime as dt
+import os, time, uuid, shutil, fcntl, contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import (markdown_table, AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError,
-                                RegistryConflict, TaskKind, Role, run_paths, file_hash, library_versions)
+from .core import (AssemblyLineError, ConfigError, DataError, SchemaError, IntegrityError, RegistryError,
+                                RegistryConflict, Role, run_paths)
 from .core import jsonable
 from .store import Store, ModelVersion, ANY_VERSION, check_model_name, check_alias
-from .line import AssemblyLine, verify_bundle, _write_manifest, BUNDLE_FORMAT, RUN_FILE
+from .line import AssemblyLine
+from .bundle import bundle_sha, check_bundle, add_files, fsync_tree, fsync_dir
+from .card import model_card
 
 # %% auto #0
-__all__ = ['CORE_FILES', 'CHAMPION', 'CHALLENGER', 'bundle_sha', 'check_bundle', 'add_files', 'CardSection', 'ModelCard',
-           'model_card', 'LoadedModel', 'Registry', 'resolve', 'load_model', 'ScoreResult', 'score_file', 'score_many']
-
-# %% ../nbs/80_deploy.ipynb #4774a83b
-CORE_FILES = ('model.skops', 'schema.json', 'leaderboard.csv', 'summary.json', 'cleaning.json', 'manifest.json')
-_FILE_NAME = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$')
-
-def bundle_sha(path)->str:
-    "SHA-256 of a bundle's `manifest.json`: one hash that covers every file the manifest lists (all but `run.json`)."
-    mf = Path(path)/'manifest.json'
-    if not mf.is_file(): raise IntegrityError("not a model bundle: the folder has no manifest.json", file=str(path))
-    return file_hash(mf)
-
-def check_bundle(path)->dict:
-    "Verify a bundle folder (every file against the manifest, core files present); return its manifest."
-    folder = Path(path)
-    if not folder.is_dir(): raise IntegrityError("no bundle folder at this path", file=str(folder), expected="a folder written by AssemblyLine.save")
-    if not (folder/'manifest.json').is_file():
-        raise IntegrityError("not a model bundle: the folder has no manifest.json", file=str(folder),
-                             expected="a folder written by AssemblyLine.save")
-    man = verify_bundle(folder)
-    missing = [f for f in CORE_FILES if f != 'manifest.json' and f not in man.get('files', {})]
-    if missing: raise IntegrityError("the bundle lacks a core file (its manifest does not list it)", file=missing[0], expected=list(CORE_FILES))
-    if man.get('kind') != 'AssemblyLine': raise IntegrityError("the bundle does not hold an AssemblyLine", file=str(folder), value=man.get('kind'))
-    return man
-
-def _fsync_tree(folder:Path):
-    "Flush every file and folder under `folder` to disk (so a rename that follows publishes complete data)."
-    for p in sorted(folder.rglob('*'), key=lambda p: -len(p.parts)) + [folder]:
-        fd = os.open(p, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-
-def _fsync_dir(folder:Path):
-    fd = os.open(folder, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def add_files(path, # an (unregistered) bundle folder
-              files:Mapping, # {relative name: bytes | str (text) | Path (a file to copy)}
-             )->dict:
-    "Write extra files into a bundle and rewrite its manifest; return the new manifest."
-    folder = Path(path)
-    man = check_bundle(folder)
-    if not isinstance(files, Mapping): raise ConfigError("files must be a dict {name: bytes | str | Path}", value=type(files).__name__)
-    for name, data in files.items():
-        if not isinstance(name, str) or not _FILE_NAME.match(name) or '..' in name.split('/'):
-            raise ConfigError("invalid bundle file name", value=name, expected="a relative name of letters, digits, '_', '.', '-' (subfolders with '/')")
-        if name in CORE_FILES + (RUN_FILE,):
-            raise ConfigError("cannot replace a core bundle file", value=name, expected=f"a name other than {list(CORE_FILES + (RUN_FILE,))}")
-        if not isinstance(data, (bytes, bytearray, str, Path)):
-            raise ConfigError("a bundle file's content must be bytes, text or a Path", column=name, value=type(data).__name__)
-        if isinstance(data, Path) and not data.is_file(): raise ConfigError("the file to add does not exist", file=str(data), column=name)
-    for name, data in files.items():
-        dest = folder/name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, Path): shutil.copyfile(data, dest)
-        elif isinstance(data, str): dest.write_text(data, encoding='utf-8')
-        else: dest.write_bytes(bytes(data))
-    meta = {k: v for k, v in man.items() if k not in ('format', 'files')}
-    return _write_manifest(folder, meta)
-
-# %% ../nbs/80_deploy.ipynb #9c4de995
-@dataclass
-class CardSection:
-    "One model-card section: a title and blocks of ('p', text) / ('list', [items]) / ('table', DataFrame) / ('fig', title, base64 PNG)."
-    title: str
-    blocks: list = field(default_factory=list)
-
-_CARD_CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;line-height:1.45}"
-             "table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:2px 8px}"
-             "th{background:#f3f3f3}.figs{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0}"
-             "figcaption{font-size:.85em;color:#555;text-align:center}code{background:#f5f5f5;padding:0 3px}")
-
-def _inline_html(text)->str:
-    """The card's inline Markdown as HTML: `code` spans and **strong** emphasis (the only markup its texts use), the rest
-    escaped. Code spans are cut out first, so a `**` inside one stays literal, as Markdown keeps it."""
-    parts = re.split(r'(`[^`]+`)', str(text))
-    return ''.join(f"<code>{html.escape(p[1:-1])}</code>" if i % 2 else
-                   re.sub(r'\*\*(?=\S)(.+?)(?<=\S)\*\*', r'<strong>\1</strong>', html.escape(p)) for i, p in enumerate(parts))
-
-@dataclass
-class ModelCard:
-    "A model card in Mitchell et al.'s sections; renders as Markdown and self-contained HTML."
-    title: str
-    sections: list  # of CardSection, in order
-    @property
-    def figures(self)->dict: return {b[1]: b[2] for s in self.sections for b in s.blocks if b[0] == 'fig'}
-    def __getitem__(self, title:str)->CardSection:
-        for s in self.sections:
-            if s.title.lower() == title.lower(): return s
-        raise KeyError(title)
-    def to_markdown(self)->str:
-        "The card as Markdown (plots as embedded PNG data URIs)."
-        out = [f"# {self.title}"]
-        for s in self.sections:
-            out.append(f"\n## {s.title}\n")
-            for b in s.blocks:
-                if b[0] == 'p': out.append(b[1] + '\n')
-                elif b[0] == 'list': out.append(''.join(f"- {i}\n" for i in b[1]))
-                elif b[0] == 'table': out.append(markdown_table(b[1]) + '\n')
-                elif b[0] == 'fig': out.append(f"![{b[1]}](data:image/png;base64,{b[2]})\n")
-        return '\n'.join(out)
-    def _html_body(self)->str:
-        esc = _inline_html
-        out = [f"<h1>{html.escape(self.title)}</h1>"]
-        for s in self.sections:
-            out.append(f"<h2>{html.escape(s.title)}</h2>")
-            figs = []
-            for b in s.blocks:
-                if b[0] != 'fig' and figs: out.append(f"<div class='figs'>{''.join(figs)}</div>"); figs = []
-                if b[0] == 'p': out.append(f"<p>{esc(b[1])}</p>")
-                elif b[0] == 'list': out.append('<ul>' + ''.join(f"<li>{esc(i)}</li>" for i in b[1]) + '</ul>')
-                elif b[0] == 'table': out.append(b[1].to_html(index=False, escape=True, na_rep=''))
-                elif b[0] == 'fig':
-                    figs.append(f"<figure><img alt='{html.escape(b[1])}' src='data:image/png;base64,{b[2]}'/>"
-                                f"<figcaption>{html.escape(b[1])}</figcaption></figure>")
-            if figs: out.append(f"<div class='figs'>{''.join(figs)}</div>")
-        return '\n'.join(out)
-    def to_html(self)->str:
-        "The card as one self-contained HTML page."
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                f"<style>{_CARD_CSS}</style></head><body>{self._html_body()}</body></html>")
-    def save(self, folder)->list:
-        "Write `model_card.md` and `model_card.html` into `folder`; return the two paths."
-        folder = Path(folder)
-        md, ht = folder/'model_card.md', folder/'model_card.html'
-        md.write_text(self.to_markdown(), encoding='utf-8'); ht.write_text(self.to_html(), encoding='utf-8')
-        return [md, ht]
-    def _repr_html_(self): return f"<div class='model-card'><style>{_CARD_CSS.replace('body', '.model-card')}</style>{self._html_body()}</div>"
-    def _repr_markdown_(self): return self.to_markdown()
-
-# %% ../nbs/80_deploy.ipynb #1d31d9e5
-_SENSITIVE = re.compile(r'(^|_)(sex|gender|race|ethnic\w*|religion|marital\w*|nationality|native\w*|age|disab\w*|'
-                        r'pregnan\w*|relationship)($|_|-)', re.I)
-
-def _fmt(v, d=4):
-    if v is None or (isinstance(v, float) and not np.isfinite(v)): return ''
-    return f"{v:.{d}g}" if isinstance(v, (float, np.floating)) else str(v)
-
-def _leaderboard_fig(lb):
-    "Cross-validated score ± sd per model, with the holdout interval where there is one."
-    from matplotlib.figure import Figure
-    d = lb.reset_index(drop=True).iloc[::-1]
-    fig = Figure(figsize=(5.5, 0.45*len(d) + 1.4), layout='constrained'); ax = fig.add_subplot()
-    y = np.arange(len(d))
-    ax.errorbar(d['cv_mean'].astype(float), y+.12, xerr=d['cv_std'].astype(float).fillna(0), fmt='o', label='CV mean ± sd')
-    if d['holdout'].notna().any():
-        h = d['holdout'].astype(float)
-        err = np.vstack([(h - d['holdout_low'].astype(float)).fillna(0), (d['holdout_high'].astype(float) - h).fillna(0)])
-        ax.errorbar(h, y-.12, xerr=err, fmt='s', label='holdout (95% CI)')
-    ax.set_yticks(y, d['model'].astype(str)); ax.set_xlabel(lb.metric_name); ax.legend(fontsize=8)
-    ax.set_title('Leaderboard'); return fig
-
-def _eval_figs(task, y, scores, classes):
-    from assembly_line import diagnostics as ev
-    if task is TaskKind.REGRESSION: return [('Residuals', ev.plot_residuals(y, scores))]
-    return [('ROC curve', ev.plot_roc(y, scores, classes)), ('Precision-recall curve', ev.plot_pr(y, scores, classes)),
-            ('Calibration', ev.plot_calibration(y, scores, classes)), ('Confusion matrix', ev.plot_confusion_matrix(y, scores, classes))]
-
-def model_card(line:AssemblyLine, # a fitted line
-               data:pd.DataFrame|None=None, # labelled rows not used in training, for plots, metrics and factors
-               name:str|None=None, # the registered model name
-               version:int|None=None, # the registered version
-               intended_use:str|None=None, # what the model is for, and for whom
-               out_of_scope:str|None=None, # uses it was not built for
-               factors:list|None=None, # columns whose groups matter (performance is broken down by them on `data`)
-               ethical:str|None=None, # ethical considerations known to the owner
-               limitations:str|None=None, # caveats and recommendations known to the owner
-               metrics:list|None=None, # metrics to report on `data` (default: the line's metric and the task's usual ones)
-               n_boot:int=500, # bootstrap resamples for intervals on `data`
-               seed:int=0, # seeds the bootstrap
-              )->ModelCard:
-    "A model card for a fitted line, in Mitchell et al. (2019)'s sections, with evaluation plots."
-    from assembly_line.evaluation import bootstrap_ci
-    from assembly_line.diagnostics import fig_to_base64, REPORT_METRICS
-    line._check_fitted()
-    sch, task, lb, ci, s = line.schema_, line.task_, line.leaderboard_, line.holdout_ci_, line.summary()
-    target, mname = line.target, line.metric_.name
-    factors = list(factors or [])
-    for f in factors:
-        if f not in sch.columns: raise ConfigError(f"factor {f!r} is not a column of the training data", column=f, expected=list(sch.columns))
-    if data is not None:
-        if not isinstance(data, pd.DataFrame) or not len(data): raise DataError("evaluation data must be a non-empty DataFrame", value=type(data).__name__)
-        if target not in data.columns: raise SchemaError("evaluation data needs the target column", column=target, expected=target)
-        data = data[data[target].notna()]
-        if not len(data): raise DataError("evaluation data has no labelled rows", column=target)
-    title = f"Model card: {name or target}" + (f" v{version}" if version is not None else '')
-    versions = library_versions()
-    fixed = bool(getattr(line, 'deterministic', False))   # a deterministic line's card is reproducible: no dates, no timings
-    row = lb[lb['model'] == line.best_]
-    kind = 'ensemble' if len(row) and row['kind'].iloc[0] == 'ensemble' else 'single model'
-    ens = getattr(line, 'ensemble_', None)  # kept in memory after fit, not in a saved bundle
-    members = (', '.join(f"{n}×{c}" for n, c in ens.counts_.items() if c) if kind == 'ensemble' and ens is not None
-               else type(line.model_).__name__)
-    # 1. details
-    det = CardSection('Model details', [('list', [
-        f"Name: `{name or '(not registered)'}`" + (f", version {version}" if version is not None else ''),
-        f"Predicts `{target}` ({task}" + (f"; classes {', '.join(map(str, line.classes_))})" if task.is_classification else ')'),
-        f"Model: {kind} `{line.best_}` ({members}), chosen by cross-validated {mname} from {len(lb)} candidates",
-        f"Built by assembly_line {versions.get('assembly_line', '?')} with scikit-learn {versions.get('scikit-learn', '?')}, "
-        f"Python {versions['python']}" + ('' if fixed else f", on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}"),
-        f"Run parameters: time budget {line.time_budget} s" + ('' if fixed else f" (used {s['fit_seconds']} s)") +
-        f", seed {line.seed}, holdout share {line.holdout}, include {line.include or 'all'}" + (", deterministic" if fixed else ''),
-        "Format: a skops bundle whose files are checked against SHA-256 hashes before loading"] +
-        (["Deterministic fit: this card holds nothing that depends on when or how fast the fit ran (it is part of the bundle hash); "
-          "the date and the fit and predict times are in the bundle's `run.json`"] if fixed else []))])
-    # 2. intended use
-    use = CardSection('Intended use', [('p', intended_use or
-        f"Not stated by the owner. Technically, the model scores rows shaped like its training data "
-        f"({len(sch.features)} feature columns, see the schema) to predict `{target}`."),
-        ('p', "Out of scope: " + (out_of_scope or "rows from another population, period or source than the training "
-         "data; decisions about individuals without human review; any use the training data does not represent."))])
-    # 3. factors
-    fac = CardSection('Factors', [])
-    sens = [c for c in sch.features if _SENSITIVE.search(str(c))]
-    fac.blocks.append(('p', ("Groups whose performance is reported below: " + ', '.join(f"`{f}`" for f in factors)) if factors
-                       else "No factors were named by the owner; performance is reported for all rows together only."))
-    if sens: fac.blocks.append(('p', "Input columns that may encode protected or sensitive attributes: " + ', '.join(f"`{c}`" for c in sens)))
-    # 4. metrics
-    met = CardSection('Metrics', [('p', f"Model selection metric: **{mname}** "
-                                        f"({'higher' if line.metric_.greater_is_better else 'lower'} is better), "
-                                        f"{lb['n_folds'].max()}-fold cross-validation on the training rows.")])
-    if ci is not None:
-        met.blocks.append(('p', f"Holdout {mname} of the chosen model: {ci.estimate:.4f}, 95% bootstrap interval "
-                                f"[{ci.low:.4f}, {ci.high:.4f}] on {line.holdout_rows_:,} held-out rows."))
-    table = lb.display_frame()
-    if fixed: table = table.drop(columns=['fit time (s)', 'predict ms / 1k rows'], errors='ignore')
-    met.blocks.append(('table', table))
-    met.blocks.append(('fig', 'Leaderboard', fig_to_base64(_leaderboard_fig(lb))))
-    # 5. evaluation data
-    ev = CardSection('Evaluation data', [('p', (f"A {line.holdout:.0%} holdout ({line.holdout_rows_:,} rows) split from the training "
-                                               f"table before any fitting ({'by time' if line.time_col else 'stratified' if task.is_classification else 'random'}); "
-                                               "it never influenced model choice.") if line.holdout_rows_ else "No holdout was kept.")])
-    if data is not None:
-        from assembly_line.core import data_hash
-        scores = line.predict_scores(data)
-        y = line.cleaner_.transform(data)[target].to_numpy()  # labels cleaned as in training (e.g. stripped text)
-        ev.blocks.append(('p', f"Supplied evaluation rows: {len(data):,} labelled rows, data hash `{data_hash(data)[:16]}…`."))
-        names = metrics or list(dict.fromkeys([mname] + REPORT_METRICS[task][:4]))
-        rows = []
-        for m in names:
-            try: c = bootstrap_ci(y, scores, m, n_boot, seed=seed, classes=line.classes_)
-            except AssemblyLineError: continue
-            rows.append(dict(metric=m, estimate=_fmt(c.estimate), low=_fmt(c.low), high=_fmt(c.high)))
-        ev.blocks.append(('table', pd.DataFrame(rows)))
-        for t, f in _eval_figs(task, y, scores, line.classes_): ev.blocks.append(('fig', t, fig_to_base64(f)))
-        for f in factors:
-            g = []
-            for lvl, idx in data.groupby(data[f].astype(str).str.strip(), sort=True).indices.items():
-                yy, ss = y[idx], scores[idx]
-                try: v = line.metric_(yy, ss, line.classes_) if len(idx) >= 10 else float('nan')
-                except Exception: v = float('nan')
-                g.append(dict(group=lvl, rows=len(idx), **{mname: _fmt(v)}))
-            fac.blocks.append(('p', f"{mname} on the evaluation rows by `{f}` (blank: fewer than 10 rows or one class only):"))
-            fac.blocks.append(('table', pd.DataFrame(g)))
-    # 6. training data
-    roles = pd.Series({n: str(c.role) for n, c in sch.columns.items()}).value_counts()
-    rep = line.cleaning_report_
-    tr = CardSection('Training data', [('list', [
-        f"{line.n_rows_in_:,} rows in, {rep.rows_out:,} after cleaning, {len(sch.columns)} columns; "
-        f"{len(sch.features)} used as features",
-        f"Data hash (SHA-256 of every value, column name and dtype): `{line.data_hash_}`",
-        "Roles: " + ', '.join(f"{k} {v}" for k, v in roles.items())] +
-        [f"Left out: `{n}` ({why})" for n, why in sch.flagged.items()]),
-        ('table', pd.DataFrame([dict(column=n, role=str(c.role), dtype=c.dtype, missing=f"{c.missing:.1%}", unique=c.n_unique,
-                                     range=(f"{_fmt(c.min)} – {_fmt(c.max)}" if c.min is not None else ''))
-                                for n, c in sch.columns.items()]))])
-    steps = rep.to_frame()
-    if len(steps): tr.blocks += [('p', 'Cleaning applied (learned on the training rows, replayed on new data):'),
-                                 ('table', steps[['step', 'count', 'unit', 'detail']])]
-    if task.is_classification and sch.classes:
-        tr.blocks.append(('p', f"Classes: {', '.join(map(str, sch.classes))}."))
-    # 7. quantitative analyses live in Metrics / Evaluation data / Factors; 8. ethics; 9. caveats
-    eth = CardSection('Ethical considerations', [('p', ethical or "Not assessed by the owner.")])
-    if sens: eth.blocks.append(('p', "The model sees columns that may encode protected attributes ("
-                                     + ', '.join(f"`{c}`" for c in sens) + "); check disaggregated performance and "
-                                     "the legal basis for using them before decisions affect people."))
-    cav = CardSection('Caveats and recommendations', [('list', [
-        "Estimates hold for data like the training data; new rows are validated against the schema contract, and "
-        "values outside the training ranges or unseen categories are flagged, not extrapolated with confidence.",
-        "Monitor input drift and, once labels arrive, real performance; retrain when either moves.",
-        "Scores are model outputs, not calibrated risks unless the calibration plot says so."] +
-        ([f"The holdout interval is {ci.width:.3f} wide: differences smaller than that between models are not established."]
-         if ci is not None else []) + ([limitations] if limitations else []))])
-    return ModelCard(title, [det, use, fac, met, ev, tr, eth, cav])
+__all__ = ['CHAMPION', 'CHALLENGER', 'LoadedModel', 'Registry', 'resolve', 'load_model', 'ScoreResult', 'score_file',
+           'score_many']
 
 # %% ../nbs/80_deploy.ipynb #16f124e8
 CHAMPION, CHALLENGER = 'champion', 'challenger'
@@ -523,14 +241,14 @@ class Registry:
                     files.update({'model_card.md': mc.to_markdown(), 'model_card.html': mc.to_html()})
                 if files: add_files(b, files)
                 man = check_bundle(b)
-                _fsync_tree(b)
+                fsync_tree(b)
                 sha = bundle_sha(b)
                 dest = mdir/f"v{v}"
                 if dest.exists():  # a folder without a row: left by a writer killed between rename and insert
                     (mdir/'.orphans').mkdir(exist_ok=True)
                     dest.rename(mdir/'.orphans'/f"v{v}-{int(time.time())}-{uuid.uuid4().hex[:6]}")
                 b.rename(dest)
-                _fsync_dir(mdir)
+                fsync_dir(mdir)
                 try:
                     mv = self.store.register_version(name, str(dest), sha, metrics=_line_metrics(line),
                                                      params=dict(man.get('params', {}), data_hash=man.get('data_hash'),

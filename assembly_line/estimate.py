@@ -565,7 +565,7 @@ def write_estimator(bundle, # an unregistered bundle folder (`AssemblyLine.save`
                     estimator:PerformanceEstimator, # a fitted estimator
                    )->Path:
     "Store the estimator in a bundle as `estimator.json` (manifest rewritten: do it before registering)."
-    from assembly_line.deploy import add_files
+    from assembly_line.bundle import add_files
     add_files(bundle, {ESTIMATOR_FILE: estimator.to_json()})
     return Path(bundle)/ESTIMATOR_FILE
 
@@ -574,7 +574,7 @@ def read_estimator(path, # a bundle folder (verified against its manifest) or an
     "Load a performance estimator from a bundle or a JSON file."
     p = Path(path)
     if p.is_dir():
-        from assembly_line.line import verify_bundle
+        from assembly_line.bundle import verify_bundle
         verify_bundle(p); p = p/ESTIMATOR_FILE
         if not p.exists(): raise IntegrityError("the bundle has no performance estimator (write_estimator)", file=str(p))
     if not p.exists(): raise DataError("no estimator file at this path", file=str(p))

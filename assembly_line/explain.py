@@ -336,8 +336,8 @@ class GlobalExplanation:
     def _repr_html_(self): return self.to_html()
 
     def card_section(self, top:int=10):
-        "A `deploy.CardSection` (table of the top columns and the plots) to append to a model card's sections."
-        from assembly_line.deploy import CardSection
+        "A `card.CardSection` (table of the top columns and the plots) to append to a model card's sections."
+        from assembly_line.card import CardSection
         t = self.table.head(top).round(4)
         blocks = [('p', f"Which columns the predictions rest on ({self.explanation.method} SHAP, {self.explanation.output}), beside "
                         f"permutation importance on holdout rows (drop in {self.metric} when shuffled, t-interval over shuffles)."),

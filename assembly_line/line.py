@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch_to
 from sklearn.base import BaseEstimator
 from .core import (TaskKind, Budget, ConfigError, DataError, NotFittedError, BudgetError, SchemaError,
-                                seed_everything, data_hash, library_versions)
+                                seed_everything, data_hash)
 from .data import holdout_split, cv_folds
 from .schema import infer_schema, Schema
 from .clean import clean
@@ -21,11 +21,11 @@ from .training import train_candidates, cross_fit, prewarm, as_budget
 from .evaluation import Leaderboard, ConfidenceInterval
 from .tuning import tune, search_space, SPACES
 from .ensembles import GreedyEnsemble
+from .bundle import save_bundle, load_bundle
 
 # %% auto #0
-__all__ = ['BUDGET_SHARES', 'MIN_TUNE_BUDGET', 'MIN_TRIALS', 'DETERMINISTIC_TRIALS', 'PRIORITY', 'BOOSTERS', 'SAFE_MODULES',
-           'BUNDLE_FORMAT', 'RUN_FILE', 'RUN_COLUMNS', 'plan_training', 'StageTime', 'WeightedFolds', 'AssemblyLine',
-           'verify_bundle']
+__all__ = ['BUDGET_SHARES', 'MIN_TUNE_BUDGET', 'MIN_TRIALS', 'DETERMINISTIC_TRIALS', 'PRIORITY', 'BOOSTERS', 'plan_training',
+           'StageTime', 'WeightedFolds', 'AssemblyLine']
 
 # %% ../nbs/75_line.ipynb #53f0608c
 BUDGET_SHARES = dict(screen=0.2, train=0.55, train_no_tune=0.75, tune=0.8)   # of the time left at each stage
@@ -502,197 +502,16 @@ class AssemblyLine(BaseEstimator):
                 f"fitted in {s['fit_seconds']:.1f} s of {self.time_budget} s\n\n" + st + "\n\n" + self.leaderboard_._repr_markdown_())
 
 # %% ../nbs/75_line.ipynb #14a0288b
-SAFE_MODULES = ('assembly_line.', 'sklearn.', 'numpy.', 'scipy.', 'pandas.', 'lightgbm.', 'xgboost.', 'catboost.',
-                'builtins.', 'collections.', 'functools.', 'datetime.', 'enum.', 'types.', 'fastcore.', 'joblib.')
-BUNDLE_FORMAT = 2           # 2: run metadata in run.json, outside the hash (1: times inside summary/leaderboard/manifest)
-RUN_FILE = 'run.json'       # times, durations, host, pid of the fit: not listed in the manifest, not in the bundle hash
-RUN_COLUMNS = {'leaderboard.csv': ('fit_time_s', 'predict_ms_per_1k'), 'screening.csv': ('fit_s',),
-               'tuning_trials.csv': ('fit_time', 'worker')}   # table columns that measure the run, kept in run.json
-
-def _sha(path:Path)->str:
-    from assembly_line.core import file_hash
-    return file_hash(path)
-
-def _content_files(folder:Path)->list:
-    "The files a bundle's manifest lists: everything but the manifest itself and the run metadata."
-    return sorted(p for p in folder.rglob('*') if p.is_file() and p.relative_to(folder).as_posix() not in ('manifest.json', RUN_FILE))
-
-def _write_manifest(folder:Path, meta:dict):
-    man = dict(format=BUNDLE_FORMAT, files={p.relative_to(folder).as_posix(): _sha(p) for p in _content_files(folder)}, **meta)
-    (folder/'manifest.json').write_text(json.dumps(man, indent=1, default=str))
-    return man
-
-def verify_bundle(path)->dict:
-    "Check a bundle folder against its manifest (every file's SHA-256, nothing missing or added); return the manifest."
-    from assembly_line.core import IntegrityError
-    folder = Path(path)
-    mf = folder/'manifest.json'
-    if not folder.is_dir(): raise IntegrityError("no bundle folder at this path", file=str(folder))
-    if not mf.exists(): raise IntegrityError("the bundle has no manifest.json", file=str(folder))
-    try: man = json.loads(mf.read_text())
-    except json.JSONDecodeError as e: raise IntegrityError(f"manifest.json is not valid JSON: {e}", file=str(mf)) from None
-    if man.get('format') not in (1, BUNDLE_FORMAT):
-        raise IntegrityError("unknown bundle format", file=str(mf), value=man.get('format'), expected=[1, BUNDLE_FORMAT])
-    listed = man.get('files', {})
-    present = {p.relative_to(folder).as_posix() for p in _content_files(folder)}
-    if man['format'] == 1 and (folder/RUN_FILE).exists(): present.add(RUN_FILE)
-    for f in sorted(set(listed) - present): raise IntegrityError("a file listed in the manifest is missing", file=f)
-    for f in sorted(present - set(listed)): raise IntegrityError("the bundle holds a file its manifest does not list", file=f)
-    for f, h in listed.items():
-        got = _sha(folder/f)
-        if got != h: raise IntegrityError("a bundle file does not match its SHA-256 in the manifest (changed or tampered with)",
-                                          file=f, value=got[:16], expected=h[:16])
-    if man['format'] != 1: _read_run(folder)
-    return man
-
-def _read_run(folder:Path)->dict:
-    "A bundle's run metadata (`{}` if it has none); a `run.json` that is not a JSON object is an `IntegrityError`."
-    from assembly_line.core import IntegrityError
-    f = Path(folder)/RUN_FILE
-    if not f.exists(): return {}
-    try: run = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: run = e
-    if not isinstance(run, dict): raise IntegrityError("run.json is not a JSON object", file=RUN_FILE, value=str(run)[:80], expected="{...}")
-    return run
-
-# %% ../nbs/75_line.ipynb #3fd7e16a
-_TIMED = ('leaderboard_', 'stage_times_', 'fit_time_')
-
-def _normalise_catboost(model):
-    "CatBoost's run metadata made reproducible: no training finish time, and a model id derived from the model's bytes."
-    import hashlib
-    meta = model.get_metadata()
-    if 'train_finish_time' in meta.keys(): del meta['train_finish_time']
-    meta['model_guid'] = ''                       # random per fit; replaced by a hash of everything else
-    h = hashlib.sha256(model._serialize_model()).hexdigest()
-    meta['model_guid'] = '-'.join(h[i:i+8] for i in range(0, 32, 8))
-
-def _reproducible(obj, seen=None):
-    "Walk a fitted predictor and clear what differs between identical fits (CatBoost's run metadata, cached addresses), in place."
-    seen = set() if seen is None else seen
-    import types
-    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray, np.generic, pd.DataFrame, pd.Series, pd.Index,
-                                           type, types.ModuleType, types.FunctionType)): return
-    seen.add(id(obj))
-    if '_stop_words_id' in getattr(obj, '__dict__', {}): del obj._stop_words_id   # sklearn's text vectorizers cache an id()
-    if type(obj).__module__.startswith('catboost') and hasattr(obj, 'get_metadata'):
-        if obj.is_fitted(): _normalise_catboost(obj)
-        return
-    items = (obj if isinstance(obj, (list, tuple, set, frozenset)) else obj.values() if isinstance(obj, dict)
-             else vars(obj).values() if hasattr(obj, '__dict__') else ())
-    for v in items: _reproducible(v, seen)
-
-def _split_run(df:pd.DataFrame, name:str, run:dict)->pd.DataFrame:
-    "`df` without the columns that measure the run; those go to `run['columns'][name]`."
-    cols = [c for c in RUN_COLUMNS[name] if c in df.columns]
-    run.setdefault('columns', {})[name] = {c: [None if (isinstance(v, float) and not np.isfinite(v)) else v for v in df[c].tolist()]
-                                          for c in cols}
-    return df.drop(columns=cols)
-
-def _run_metadata(line)->dict:
-    "What a fit measured about itself, and where and when it ran: run.json."
-    import os, socket, platform
-    return dict(created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), host=socket.gethostname(), pid=os.getpid(),
-                python=platform.python_version(), fit_seconds=round(line.fit_time_, 3), fit_seconds_given=round(getattr(line, 'fit_seconds_given_', line.time_budget), 3),
-                stages=[dict(stage=s.stage, given=round(min(s.given, 1e9), 3), used=round(s.used, 3)) for s in line.stage_times_])
-
-# %% ../nbs/75_line.ipynb #958ee42d
-def _normalise_zip(data:bytes)->bytes:
-    """A skops archive made byte-reproducible: object ids (skops records `id()` values, which differ from run to
-    run) renumbered in order of first appearance, array files renamed to match, entries sorted, dates fixed."""
-    import zipfile, io
-    src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
-    ids, files = {}, {}
-    def walk(o):
-        if isinstance(o, dict):
-            if '__id__' in o: o['__id__'] = ids.setdefault(o['__id__'], len(ids) + 1)
-            if isinstance(o.get('file'), str) and o['file'] in src.namelist():
-                o['file'] = files.setdefault(o['file'], f"{len(files) + 1}{Path(o['file']).suffix}")
-            for v in o.values(): walk(v)
-        elif isinstance(o, list):
-            for v in o: walk(v)
-    schema = json.loads(src.read('schema.json')); walk(schema)
-    entries = {'schema.json': json.dumps(schema).encode()}
-    for name in src.namelist():
-        if name != 'schema.json': entries[files.get(name, name)] = src.read(name)
-    with zipfile.ZipFile(out, 'w', compression=zipfile.ZIP_DEFLATED) as z:
-        for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
-            z.writestr(info, entries[name])
-    return out.getvalue()
-
-def _trusted_types(file:Path)->list:
-    "The types in a skops file, all of which must come from `SAFE_MODULES`."
-    from assembly_line.core import IntegrityError
-    import skops.io as sio
-    types = sio.get_untrusted_types(file=file)
-    bad = [t for t in types if not t.startswith(SAFE_MODULES)]
-    if bad: raise IntegrityError("the model file asks for types outside the trusted modules", file=str(file),
-                                 value=bad[:5], expected=list(SAFE_MODULES))
-    return types
-
 @patch_to(AssemblyLine)
 def save(self, path, overwrite:bool=False)->Path:
     "Write the fitted line as a bundle folder (skops model, schema, leaderboard, summary, manifest, run.json); return its path."
-    import skops.io as sio, shutil, tempfile
     self._check_fitted()
-    dest = Path(path)
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
-        raise ConfigError("the bundle folder exists and is not empty (pass overwrite=True)", file=str(dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix='.bundle-', dir=dest.parent))
-    try:
-        # The listed files hold nothing the clock decides (timings go to run.json), skops entries carry a fixed date
-        # and renumbered ids, CatBoost members lose their random id: the same fit gives the same bytes and hash.
-        _reproducible(self.model_)
-        held = {k: self.__dict__.pop(k) for k in _TIMED if k in self.__dict__}
-        client, self.client = self.client, None
-        try: (tmp/'model.skops').write_bytes(_normalise_zip(sio.dumps(self)))
-        finally: self.client = client; self.__dict__.update(held)
-        run = _run_metadata(self)
-        (tmp/'schema.json').write_text(self.schema_.to_json())
-        _split_run(pd.DataFrame(self.leaderboard_), 'leaderboard.csv', run).to_csv(tmp/'leaderboard.csv', index=False)
-        summ = self.summary(); summ.pop('fit_seconds')
-        summ['stages'] = [dict(stage=s['stage'], note=s['note']) for s in summ['stages']]
-        (tmp/'summary.json').write_text(json.dumps(summ, indent=1, default=str))
-        (tmp/'cleaning.json').write_text(json.dumps(self.cleaning_report_.to_dict(), indent=1, default=str))
-        if getattr(self, 'screening_', None) is not None:
-            _split_run(self.screening_.table, 'screening.csv', run).to_csv(tmp/'screening.csv', index=False)
-        if getattr(self, 'tuning_', None) is not None:
-            _split_run(self.tuning_.trials.drop(columns=['params'], errors='ignore'), 'tuning_trials.csv', run
-                       ).to_csv(tmp/'tuning_trials.csv', index=False)
-        params = {k: v for k, v in self.__dict__.items() if not k.endswith('_') and k not in ('client', 'echo')}
-        _write_manifest(tmp, dict(kind='AssemblyLine', data_hash=self.data_hash_, params=params,
-                                  versions=library_versions(), run_file=RUN_FILE))
-        (tmp/RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
-        if dest.exists(): shutil.rmtree(dest)
-        tmp.rename(dest)                       # the bundle appears complete or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    return dest
+    return save_bundle(self, path, overwrite=overwrite)
 
 @patch_to(AssemblyLine, cls_method=True)
 def load(cls, path)->AssemblyLine:
     "Load a bundle written by `save`, after verifying every file against its manifest."
-    import skops.io as sio
-    folder = Path(path)
-    man = verify_bundle(folder)
-    f = folder/'model.skops'
-    obj = sio.load(f, trusted=_trusted_types(f))
-    if not isinstance(obj, cls): raise ConfigError("the bundle does not hold an AssemblyLine", file=str(folder), value=type(obj).__name__)
-    summ = json.loads((folder/'summary.json').read_text())
-    run = {} if man['format'] == 1 else _read_run(folder)   # format 1 kept the times in summary.json/leaderboard.csv
-    lb = pd.read_csv(folder/'leaderboard.csv')
-    for c, v in run.get('columns', {}).get('leaderboard.csv', {}).items():
-        if len(v) == len(lb): lb[c] = pd.to_numeric(pd.Series(v, dtype=object), errors='coerce').to_numpy()
-    obj.leaderboard_ = Leaderboard.from_rows(lb.to_dict('records'), summ['metric'])
-    obj.fit_time_ = summ.get('fit_seconds', run.get('fit_seconds', float('nan')))
-    times = run.get('stages', [])
-    def timed(i, t, k):
-        if k in t: return t[k]
-        r = times[i] if i < len(times) and times[i].get('stage') == t['stage'] else {}
-        return r.get(k, float('nan'))
-    obj.stage_times_ = [StageTime(t['stage'], timed(i, t, 'given'), timed(i, t, 'used'), t.get('note', ''))
-                        for i, t in enumerate(summ['stages'])]
+    obj, times = load_bundle(path, cls)
+    obj.leaderboard_, obj.fit_time_ = times['leaderboard'], times['fit_seconds']
+    obj.stage_times_ = [StageTime(**t) for t in times['stages']]
     return obj

@@ -574,13 +574,13 @@ def write_reference(bundle, # a bundle folder written by `AssemblyLine.save`
                     reference:Reference, # the reference to store
                    )->Path:
     "Store `reference` in a bundle as `reference.json` and update the manifest; return the file's path."
-    from assembly_line.line import verify_bundle, _write_manifest
+    from assembly_line.bundle import verify_bundle, write_manifest
     folder = Path(bundle)
     man = verify_bundle(folder)
     f = folder/'reference.json'
     import dataclasses  # the creation time is run metadata: in a bundle it would give identical runs two hashes (run.json keeps the time)
     f.write_text(dataclasses.replace(reference, created='').to_json())
-    _write_manifest(folder, {k: v for k, v in man.items() if k not in ('format', 'files')})
+    write_manifest(folder, {k: v for k, v in man.items() if k not in ('format', 'files')})
     return f
 
 def read_reference(path, # a bundle folder (verified against its manifest) or a `reference.json` file
@@ -588,7 +588,7 @@ def read_reference(path, # a bundle folder (verified against its manifest) or a 
     "Load a monitoring reference from a bundle or a JSON file."
     p = Path(path)
     if p.is_dir():
-        from assembly_line.line import verify_bundle
+        from assembly_line.bundle import verify_bundle
         verify_bundle(p); p = p/'reference.json'
         if not p.exists(): raise IntegrityError("the bundle has no monitoring reference (write_reference)", file=str(p))
     if not p.exists(): raise DataError("no reference file at this path", file=str(p))

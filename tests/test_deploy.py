@@ -7,8 +7,9 @@ import numpy as np, pandas as pd
 import pytest
 from assembly_line.core import IntegrityError, RegistryError, RegistryConflict, ConfigError, SchemaError, DataError
 from assembly_line.line import AssemblyLine
-from assembly_line.deploy import (Registry, resolve, load_model, check_bundle, bundle_sha, add_files, model_card,
-                                  score_file, score_many, CORE_FILES, ModelCard, CardSection)
+from assembly_line.bundle import check_bundle, bundle_sha, add_files, CORE_FILES
+from assembly_line.card import model_card, ModelCard, CardSection
+from assembly_line.deploy import Registry, resolve, load_model, score_file, score_many
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ from assembly_line.datasets import load_example, EXAMPLES
 from assembly_line.schema import infer_schema
 from assembly_line.selection import zoo
 from assembly_line.tuning import tune, search_space
-from assembly_line.line import AssemblyLine, RUN_FILE, verify_bundle, _reproducible
-from assembly_line.deploy import Registry, bundle_sha, check_bundle, add_files
+from assembly_line.line import AssemblyLine
+from assembly_line.bundle import (RUN_FILE, verify_bundle, make_reproducible, write_manifest, bundle_sha, check_bundle,
+                                  add_files)
+from assembly_line.deploy import Registry
 
 catboost = pytest.importorskip('catboost')
 
@@ -66,13 +68,13 @@ def test_catboost_metadata_is_normalised_and_predictions_kept():
     assert ma.get_metadata()['model_guid'] != mb.get_metadata()['model_guid']   # random as fitted
     assert ma._serialize_model() != mb._serialize_model()
     before = a.predict_proba(X)
-    for p in (a, b, other): _reproducible(p)
+    for p in (a, b, other): make_reproducible(p)
     assert ma._serialize_model() == mb._serialize_model()
     meta = dict(ma.get_metadata().items())
     assert 'train_finish_time' not in meta and len(meta['model_guid']) == 35
     assert meta['model_guid'] != other[-1].get_metadata()['model_guid']            # another model, another id
     np.testing.assert_array_equal(a.predict_proba(X), before)
-    _reproducible(a)                                                               # idempotent
+    make_reproducible(a)                                                          # idempotent
     assert ma._serialize_model() == mb._serialize_model()
 
 
@@ -127,7 +129,6 @@ def test_load_restores_run_times_and_predictions(twin_lines, tmp_path):
 @pytest.mark.slow
 def test_format_1_bundles_still_load(twin_lines, tmp_path):
     "A bundle written before run.json existed (times inside summary.json and leaderboard.csv, `created` in the manifest)."
-    from assembly_line.line import _write_manifest
     a, _, df = twin_lines
     p = a.save(tmp_path/'old')
     run = json.loads((p/RUN_FILE).read_text()); (p/RUN_FILE).unlink()
@@ -136,7 +137,7 @@ def test_format_1_bundles_still_load(twin_lines, tmp_path):
     lb.to_csv(p/'leaderboard.csv', index=False)
     (p/'summary.json').write_text(json.dumps(a.summary()))
     man = json.loads((p/'manifest.json').read_text())
-    _write_manifest(p, {k: v for k, v in man.items() if k not in ('format', 'files', 'run_file')} | dict(created='2025-01-01T00:00:00Z'))
+    write_manifest(p, {k: v for k, v in man.items() if k not in ('format', 'files', 'run_file')} | dict(created='2025-01-01T00:00:00Z'))
     m = json.loads((p/'manifest.json').read_text()); m['format'] = 1; (p/'manifest.json').write_text(json.dumps(m))
     old = AssemblyLine.load(p)
     assert old.fit_time_ == a.summary()['fit_seconds'] and old.leaderboard['fit_time_s'].notna().all()

@@ -5,7 +5,8 @@ from fractions import Fraction
 import numpy as np, pandas as pd, pytest
 from assembly_line.core import ConfigError, DataError, TargetError, SchemaError, IntegrityError, NotFittedError, TaskKind
 from assembly_line.datasets import load_example
-from assembly_line.line import AssemblyLine, verify_bundle
+from assembly_line.line import AssemblyLine
+from assembly_line.bundle import verify_bundle, write_manifest
 
 @pytest.mark.slow
 def test_budget_is_planned_within_the_whole_budget_on_a_larger_table():
@@ -85,11 +86,10 @@ def test_bundle_round_trip_and_tampering(adult_line, adult_bundle, tmp_path):
 def test_untrusted_type_is_refused(adult_bundle, tmp_path):
     "A manifest-consistent bundle whose model file names a type outside the allow-list is still refused."
     import skops.io as sio
-    from assembly_line.line import _write_manifest
     b = shutil.copytree(adult_bundle, tmp_path/'evil')
     (b/'model.skops').write_bytes(sio.dumps(Fraction(1, 3)))   # 'fractions' is not on the allow-list
     man = json.loads((b/'manifest.json').read_text()); (b/'manifest.json').unlink()
-    _write_manifest(b, {k: v for k, v in man.items() if k not in ('files', 'format')})
+    write_manifest(b, {k: v for k, v in man.items() if k not in ('files', 'format')})
     with pytest.raises(IntegrityError, match='outside the trusted modules'):
         AssemblyLine.load(b)
 

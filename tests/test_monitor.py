@@ -44,7 +44,7 @@ def test_reference_in_bundle(adult_line, adult_bundle, tmp_path):
     mon.write_reference(b, ref)
     import dataclasses
     assert mon.read_reference(b) == dataclasses.replace(ref, created='')   # the bundle's copy carries no creation time (deterministic hash)
-    from assembly_line.line import verify_bundle
+    from assembly_line.bundle import verify_bundle
     assert 'reference.json' in verify_bundle(b)['files']
     (b/'reference.json').write_text(ref.to_json().replace('"n_bins": 10', '"n_bins": 11'))
     with pytest.raises(IntegrityError): mon.read_reference(b)
