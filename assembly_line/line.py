@@ -14,7 +14,8 @@ from .core import (TaskKind, Budget, ConfigError, DataError, NotFittedError, Bud
                                 seed_everything, data_hash, library_versions)
 from .data import clean, infer_schema, holdout_split, cv_folds, Schema
 from .metrics import get_metric, labels_from_scores
-from .selection import zoo, screen
+from .selection import zoo
+from .screening import screen
 from .training import train_candidates, cross_fit, prewarm, as_budget
 from .evaluation import Leaderboard, ConfidenceInterval
 from .tuning import tune, search_space, SPACES
