@@ -4,29 +4,23 @@
 
 # %% ../nbs/99_cli.ipynb #d830d844
 from __future__ import annotations
-import argparse, sys, os, json, time, importlib.util
+import argparse, sys, json, time, importlib.util
 from pathlib import Path
-from .core import AssemblyLineError, ConfigError, DataError, TargetError, Budget
-_IMPORTED = time.monotonic()
+import pandas as pd
+from . import __version__, runs
+from .core import ConfigError, TargetError, Budget
+from .datasets import load_example, EXAMPLES
+from .data import load_table, holdout_split
+from .schema import infer_schema
+from .clean import clean
+from .profile import profile
+from .terminal import (EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED, error_line, process_age, progress_stream, say,
+    quiet_option, print_table, as_markdown)
+from .lifecycle import add_lifecycle_commands
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_ERROR', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'error_line', 'process_age', 'progress_stream', 'say',
-           'save_reserve', 'cmd_fit', 'predictions_frame', 'cmd_predict', 'cmd_demo', 'cmd_run', 'cmd_batch',
-           'quiet_option', 'run_options', 'build_parser', 'main', 'cmd_register', 'cmd_versions', 'cmd_promote',
-           'cmd_rollback', 'cmd_serve', 'cmd_monitor', 'cmd_retrain', 'add_lifecycle_commands', 'cmd_tour',
-           'add_tour_command']
-
-# %% ../nbs/99_cli.ipynb #04f5cb28
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-def error_line(e:BaseException)->str:
-    "An exception as one readable line for a terminal: what went wrong and its context (file, column, value, expected)."
-    if isinstance(e, AssemblyLineError): msg = f"{type(e).__name__}: {e}"
-    elif isinstance(e, OSError) and e.filename:
-        msg = f"{e.strerror or type(e).__name__}: {e.filename}" + (f" → {e.filename2}" if e.filename2 else '')
-    elif isinstance(e, (OSError, ValueError, KeyError, TypeError, ImportError)): msg = f"{type(e).__name__}: {e}"
-    else: msg = f"unexpected {type(e).__name__}: {e} (run with --debug for the traceback)"
-    return ' '.join(str(msg).split())   # newlines and runs of spaces become single spaces
+__all__ = ['save_reserve', 'cmd_fit', 'predictions_frame', 'cmd_predict', 'cmd_demo', 'cmd_run', 'cmd_batch', 'run_options',
+           'build_parser', 'main', 'cmd_tour', 'add_tour_command']
 
 # %% ../nbs/99_cli.ipynb #eb6c2090
 def _has(module:str)->bool:
@@ -36,27 +30,6 @@ def _has(module:str)->bool:
 
 def _names(s:str|None)->list|None: return [n.strip() for n in s.split(',') if n.strip()] if s else None
 
-def _print_table(df, out=None, floatfmt='.4f'):
-    print(df.to_markdown(index=False, floatfmt=floatfmt), file=out or sys.stdout)
-
-def process_age()->float:
-    "Seconds since this process started: what `time` in a shell counts (interpreter start and imports included)."
-    try:   # psutil comes with ipykernel and distributed; the kernel's start time of the process, to 10 ms
-        import psutil
-        return max(time.time() - psutil.Process().create_time(), 0.)
-    except Exception: return time.monotonic() - _IMPORTED   # a lower bound: since this module was imported
-
-def progress_stream(args):
-    "Where a command's progress lines go: stderr (the output stays a clean summary), or nowhere under `--quiet`."
-    return None if getattr(args, 'quiet', False) else sys.stderr
-
-def say(args, msg:str):
-    "One progress line on stderr, `[COMMAND  N s] msg`, N the seconds since the command started; nothing under `--quiet`."
-    out = progress_stream(args)
-    if out is not None:
-        started = getattr(args, 'started', None) or time.monotonic()
-        print(f"[{args.command} {time.monotonic() - started:5.0f} s] {msg}", file=out, flush=True)
-
 def save_reserve(seconds:float, # the command's whole time budget
                 )->float:
     "Seconds `fit` keeps back from the line for what follows the fit: saving the bundle, stopping the workers, exiting."
@@ -64,7 +37,6 @@ def save_reserve(seconds:float, # the command's whole time budget
 
 def cmd_fit(args)->int:
     "Fit an `AssemblyLine` on a CSV/Parquet table and save its bundle."
-    from assembly_line.data import load_table
     from assembly_line.metrics import get_metric
     from assembly_line.line import AssemblyLine
     out = Path(args.out)
@@ -94,7 +66,7 @@ def cmd_fit(args)->int:
     print(f"fitted a {s['task']} line for '{s['target']}' on {s['rows']:,} rows × {s['features']} features "
           f"in {s['fit_seconds']:.1f} s of {s['time_budget']} s: best {s['best']}{ho}")
     print(f"saved the bundle to {path}\n")
-    _print_table(line.leaderboard.display_frame() if hasattr(line.leaderboard, 'display_frame') else line.leaderboard)
+    print_table(line.leaderboard.display_frame() if hasattr(line.leaderboard, 'display_frame') else line.leaderboard)
     return EXIT_OK
 
 def _load_model(ref:str, with_path:bool=False):
@@ -113,7 +85,6 @@ def predictions_frame(line, # a fitted `AssemblyLine`
                       keep:list|None=None, # input columns to copy into the output (e.g. an id)
                      )->pd.DataFrame:
     "The predictions table the CLI writes: `keep` columns, `prediction`, and with `proba` one `proba_<label>` per class."
-    import pandas as pd
     missing = [c for c in keep or [] if c not in df.columns]
     if missing: raise ConfigError("a --keep column is not in the data", column=missing[0], expected=list(df.columns)[:30])
     out = df[list(keep or [])].copy()
@@ -126,7 +97,6 @@ def predictions_frame(line, # a fitted `AssemblyLine`
 
 def cmd_predict(args)->int:
     "Score a CSV/Parquet table with a saved line and write the predictions as CSV."
-    from assembly_line.data import load_table
     out = Path(args.out)
     line, folder = _load_model(args.model, with_path=True)
     if args.proba and not line.task_.is_classification:
@@ -149,8 +119,6 @@ def cmd_predict(args)->int:
 
 def _predict_explained(line, args, out:Path, folder:Path)->int:
     "`predict --explain`: predictions plus `contrib_<column>` per original column and `base_value` (they add up to the prediction)."
-    from assembly_line.data import load_table
-    import pandas as pd
     from assembly_line.explain import LineExplainer
     df = load_table(args.data)
     pred = predictions_frame(line, df, proba=args.proba, keep=_names(args.keep))
@@ -166,47 +134,36 @@ def _predict_explained(line, args, out:Path, folder:Path)->int:
     return EXIT_OK
 
 # %% ../nbs/99_cli.ipynb #7bed8590
-def _md(obj)->str:
-    return obj._repr_markdown_() if hasattr(obj, '_repr_markdown_') else str(obj)
-
 def cmd_demo(args)->int:
     "Print the stage-1 walk-through on a bundled data set (and, with a budget, fit and score a line)."
-    from assembly_line.datasets import load_example, EXAMPLES
-    from assembly_line.schema import infer_schema
-    from assembly_line.clean import clean
-    from assembly_line.profile import profile
-    from assembly_line.runs import split_kind
-    from assembly_line.data import holdout_split
     ex = EXAMPLES.get(args.example)
     df = load_example(args.example, n=args.rows or None, seed=args.seed)
     print(f"# {ex.name}: {ex.description}\n\nloaded {len(df):,} rows × {df.shape[1]} columns; target '{ex.target}' ({ex.task})\n")
     print(df.head().to_markdown(index=False), '\n')
     cleaned = clean(df, target=ex.target)
-    print('## cleaning\n\n' + _md(cleaned.report) + '\n')
+    print('## cleaning\n\n' + as_markdown(cleaned.report) + '\n')
     schema = infer_schema(cleaned.df, target=ex.target)
-    print('## schema\n\n' + _md(schema) + '\n')
-    print('## profile\n\n' + _md(profile(cleaned.df, schema)) + '\n')
-    train, test = holdout_split(cleaned.df, kind=split_kind(schema), target=ex.target, seed=args.seed)
-    print(f"## split\n\n{split_kind(schema)} holdout: {len(train):,} training rows, {len(test):,} test rows")
+    print('## schema\n\n' + as_markdown(schema) + '\n')
+    print('## profile\n\n' + as_markdown(profile(cleaned.df, schema)) + '\n')
+    train, test = holdout_split(cleaned.df, kind=runs.split_kind(schema), target=ex.target, seed=args.seed)
+    print(f"## split\n\n{runs.split_kind(schema)} holdout: {len(train):,} training rows, {len(test):,} test rows")
     if args.time_budget:
         from assembly_line.line import AssemblyLine
         say(args, f"fit: a line on {len(train):,} rows for {args.time_budget:.0f} s")
         line = AssemblyLine(ex.target, time_budget=args.time_budget, seed=args.seed, echo=progress_stream(args)).fit(train)
         print(f"\n## line\n\nbest {line.best_}; test {line.metric_.name} {line.score(test):.4f}\n")
-        _print_table(line.leaderboard.display_frame() if hasattr(line.leaderboard, 'display_frame') else line.leaderboard)
+        print_table(line.leaderboard.display_frame() if hasattr(line.leaderboard, 'display_frame') else line.leaderboard)
     return EXIT_OK
 
 # %% ../nbs/99_cli.ipynb #b30c0182
 def _cli_params(args)->dict:
-    from assembly_line.runs import read_params
     params = {}
-    for f in args.params_file or []: params.update(read_params(f))
+    for f in args.params_file or []: params.update(runs.read_params(f))
     for name, value in args.param or []: params[name] = value
     return params
 
 def cmd_run(args)->int:
     "Execute one line notebook with papermill into a run folder, with a run manifest."
-    from assembly_line import runs
     if args.list:
         for name, path in runs.line_notebooks().items():
             ps = runs.notebook_parameters(path)
@@ -228,7 +185,6 @@ def cmd_run(args)->int:
 
 def cmd_batch(args)->int:
     "Run a line notebook once per parameter file (or grid point), in parallel locally or on a Dask cluster."
-    from assembly_line import runs
     if bool(args.params_dir) == bool(args.grid):
         raise ConfigError("give either a folder of parameter files or --grid FILE", expected='PARAMS_DIR or --grid grid.yaml')
     sets = runs.params_from_dir(args.params_dir) if args.params_dir else runs.expand_grid(runs.read_params(args.grid))
@@ -237,7 +193,7 @@ def cmd_batch(args)->int:
     res = runs.run_batch(sets, args.notebook, args.out_dir, workers=args.workers, scheduler=args.scheduler,
                          kernel=args.kernel, timeout=args.timeout, progress=not args.quiet)
     t = res.table.drop(columns=['error'])
-    _print_table(t)
+    print_table(t)
     print(res.summary())
     for r in res.failed: print(f"error: run {r.name} failed: {r.error_line()}", file=sys.stderr)
     return EXIT_OK if res.ok else EXIT_ERROR
@@ -252,10 +208,6 @@ def _positive(kind):
     conv.__name__ = kind.__name__
     return conv
 
-def quiet_option(x:argparse.ArgumentParser):
-    "Add `--quiet` to a long-running command: no progress lines on stderr."
-    x.add_argument('--quiet', action='store_true', help='no progress lines: print only the results')
-
 def run_options(x:argparse.ArgumentParser):
     "Add the options of the commands that execute a notebook (run, batch, tour): parameters, run folder, kernel, timeout, --quiet."
     x.add_argument('-p', '--param', nargs=2, action='append', metavar=('NAME', 'VALUE'),
@@ -268,7 +220,6 @@ def run_options(x:argparse.ArgumentParser):
 
 def build_parser()->argparse.ArgumentParser:
     "The `assembly-line` argument parser: one subcommand per task, every option documented."
-    from assembly_line import __version__
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     p = argparse.ArgumentParser(prog='assembly-line', parents=[common],
@@ -316,7 +267,6 @@ def build_parser()->argparse.ArgumentParser:
     d = sub.add_parser('demo', parents=[common], formatter_class=F, help='walk through stage 1 on a bundled data set',
                        description='Print the data stage on a bundled real data set: load, clean, schema, profile, split; '
                                    'with --time-budget also fit a line and score the test rows.')
-    from assembly_line.datasets import EXAMPLES
     d.add_argument('--example', default='penguins', choices=sorted(EXAMPLES), help='the bundled data set')
     d.add_argument('--time-budget', type=float, default=0, metavar='S', help='also fit a line for S seconds (0: stage 1 only)')
     d.add_argument('--rows', type=int, default=0, metavar='N', help='use a seeded sample of N rows (0: all)')
@@ -350,7 +300,7 @@ def build_parser()->argparse.ArgumentParser:
     for extra in _EXTRA_COMMANDS: extra(sub, common, F)
     return p
 
-_EXTRA_COMMANDS = []   # later stages (serve, monitor, registry) add their subcommands here
+_EXTRA_COMMANDS = [add_lifecycle_commands]   # registry, serve, monitor, retrain (`lifecycle`); the tour adds itself below
 
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         )->int:
@@ -368,153 +318,9 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         print(f"error: {error_line(e)}", file=sys.stderr)
         return EXIT_ERROR
 
-# %% ../nbs/99_cli.ipynb #4d1e02bf
-def _registry(args):
-    from assembly_line.deploy import Registry
-    return Registry(args.store, root=args.root)
-
-def _ingest_log(store):
-    """Store every prediction a service has answered (`predlog.ingest` of the store's spool, live segments included)
-    before a command reads the log; lines it had to skip are reported on stderr."""
-    from assembly_line.predlog import ingest
-    rep = ingest(store, include_open=True)
-    for p in rep.problems[:20]: print(f"prediction log: {p}", file=sys.stderr)
-    if rep.error: print(f"prediction log: not ingested ({rep.error}); the report may miss recent predictions", file=sys.stderr)
-    return rep
-
-def cmd_register(args)->int:
-    "Register a bundle folder as the next version of a named model (with its model card and, given data, a monitoring reference)."
-    from assembly_line.line import AssemblyLine
-    from assembly_line.data import load_table
-    reg, extra, data = _registry(args), {}, None
-    if args.train:
-        from assembly_line.monitor import make_reference
-        line = AssemblyLine.load(args.bundle)
-        data = load_table(args.train)
-        extra['reference.json'] = make_reference(data.drop(columns=[line.target], errors='ignore'), line.schema_).to_json()
-    mv = reg.register(args.bundle, args.name, alias=args.alias, why=args.why, extra_files=extra or None)
-    print(f"registered {mv.ref} at {mv.uri}" + (f" as {args.alias}" if args.alias else ''))
-    return EXIT_OK
-
-def cmd_versions(args)->int:
-    "List registered versions with their aliases."
-    v = _registry(args).versions(args.name)
-    if v.empty: print('no registered versions'); return EXIT_OK
-    cols = [c for c in ('name', 'version', 'aliases', 'created_at', 'created_by', 'status') if c in v.columns]
-    _print_table(v[cols])
-    return EXIT_OK
-
-def cmd_promote(args)->int:
-    "Make a version the champion."
-    prev = _registry(args).promote(args.name, args.version, why=args.why)
-    print(f"{args.name}@champion: v{prev} → v{args.version}" if prev else f"{args.name}@champion: v{args.version}")
-    return EXIT_OK
-
-def cmd_rollback(args)->int:
-    "Move the champion back to the previous champion, or to --to N."
-    v = _registry(args).rollback(args.name, args.to, why=args.why)
-    print(f"{args.name}@champion is now v{v}")
-    return EXIT_OK
-
-def cmd_serve(args)->int:
-    "Serve a model over HTTP until interrupted."
-    from assembly_line.serve import serve
-    token = os.environ.get(args.token_env) if args.token_env else None
-    print(f"serving {args.model} on http://{args.host}:{args.port} (docs at /docs; admin routes "
-          f"{'enabled' if token else 'disabled: set $' + args.token_env})", file=sys.stderr)
-    serve(args.model, host=args.host, port=args.port, store_url=args.store, admin_token=token, registry_root=args.root)
-    return EXIT_OK
-
-def cmd_monitor(args)->int:
-    "Compute drift and performance over the prediction log, print the alerts, write the HTML report."
-    from assembly_line.monitor import monitor, read_reference
-    reg = _registry(args)
-    _ingest_log(reg.store)
-    mv, path = reg.resolve(args.model)
-    name = mv.name if mv else args.model
-    rep = monitor(reg.store, name, read_reference(path), version=args.version, freq=args.freq, size=args.size,
-                  floor=args.floor, record=not args.no_record)
-    out = Path(args.out); out.parent.mkdir(parents=True, exist_ok=True)
-    rep.save(out)
-    alerts = getattr(rep, 'alerts', None)
-    n = 0 if alerts is None else len(alerts)
-    print(f"{name}: {n} alert(s); report written to {out}")
-    if n: print(alerts.to_markdown(index=False) if hasattr(alerts, 'to_markdown') else alerts)
-    return EXIT_OK
-
-def cmd_retrain(args)->int:
-    "Run the retrain policy once: retrain, compare with a paired bootstrap, promote or keep."
-    from assembly_line.feedback import run_feedback_once
-    ing = _ingest_log(_registry(args).store)
-    say(args, f"prediction log ingested ({ing.rows} new rows); evaluating the retrain policy"
-              + (" (forced)" if args.force else '') + ": a challenger, if trained, gets the champion's time budget")
-    rep = run_feedback_once(args.store, args.model, policy=args.policy, base_data=args.base_data, force=args.force,
-                            registry_root=args.root, promote=not args.no_promote)
-    say(args, f"retrain: {rep.decision} in {rep.seconds:.0f} s")
-    print(_md(rep))
-    return EXIT_OK
-
-def add_lifecycle_commands(sub, common, F):
-    "Add the registry, serve, monitor and retrain subcommands to the parser."
-    store = argparse.ArgumentParser(add_help=False)
-    store.add_argument('--store', default=None, metavar='URL', help='SQLAlchemy URL of the store (default: $ASSEMBLY_LINE_STORE_URL, else SQLite in runs/default/)')
-    store.add_argument('--root', default=None, metavar='DIR', help="the registry's artifact folder (default: next to a SQLite store)")
-    why = lambda p: p.add_argument('--why', default='', metavar='TEXT', help='the reason, kept in the alias history and the audit log')
-    r = sub.add_parser('register', parents=[common, store], formatter_class=F, help='register a bundle as a new model version',
-                       description='Copy a bundle folder into the registry as the next version of NAME (atomically), with its model card.')
-    r.add_argument('bundle', metavar='MODEL_DIR', help='a bundle folder written by fit')
-    r.add_argument('--name', required=True, help='the model name')
-    r.add_argument('--alias', default=None, help="also point this alias at the new version, e.g. champion or challenger")
-    r.add_argument('--train', default=None, metavar='DATA', help='the training table, to store a monitoring reference with the version')
-    why(r); r.set_defaults(func=cmd_register)
-    v = sub.add_parser('versions', parents=[common, store], formatter_class=F, help='list registered versions',
-                       description='List the registered versions of one model (or all) with their aliases.')
-    v.add_argument('name', nargs='?', default=None, help='a model name (default: all models)')
-    v.set_defaults(func=cmd_versions)
-    pr = sub.add_parser('promote', parents=[common, store], formatter_class=F, help='make a version the champion',
-                        description='Point the champion alias of NAME at VERSION (recorded with who/when/why).')
-    pr.add_argument('name', help='the model name'); pr.add_argument('version', type=int, help='the version to promote')
-    why(pr); pr.set_defaults(func=cmd_promote)
-    rb = sub.add_parser('rollback', parents=[common, store], formatter_class=F, help='roll the champion back',
-                        description='Move the champion of NAME back to the previous champion, or to --to VERSION.')
-    rb.add_argument('name', help='the model name'); rb.add_argument('--to', type=int, default=None, metavar='VERSION', help='the version to roll back to')
-    why(rb); rb.set_defaults(func=cmd_rollback)
-    sv = sub.add_parser('serve', parents=[common, store], formatter_class=F, help='serve a model over HTTP',
-                        description='Start the FastAPI service (uvicorn) for MODEL_REF: POST /predict, GET /health, GET /model, '
-                                    'GET /monitor, POST /labels, admin routes, OpenAPI docs at /docs.')
-    sv.add_argument('model', metavar='MODEL_REF', help='name (its champion), name@alias, name@N, or a bundle folder')
-    sv.add_argument('--host', default='127.0.0.1', help='interface to listen on')
-    sv.add_argument('--port', type=int, default=8000, help='TCP port')
-    sv.add_argument('--token-env', default='ASSEMBLY_LINE_ADMIN_TOKEN', metavar='VAR', help='environment variable holding the admin bearer token')
-    sv.set_defaults(func=cmd_serve)
-    m = sub.add_parser('monitor', parents=[common, store], formatter_class=F, help='drift and performance report',
-                       description="Compare the logged inputs of MODEL_REF with its training reference (PSI, KS, chi-squared, "
-                                   "Jensen-Shannon), track performance with late labels, print the alerts and write an HTML report.")
-    m.add_argument('model', metavar='MODEL_REF', help='name, name@alias or name@N')
-    m.add_argument('--version', type=int, default=None, help='only predictions of this version')
-    m.add_argument('--freq', default=None, help="time windows, e.g. 'D', '7D', 'MS' (default: windows of --size predictions)")
-    m.add_argument('--size', type=int, default=None, help='predictions per window')
-    m.add_argument('--floor', type=float, default=None, help='alert when performance falls below this')
-    m.add_argument('--out', default='monitor.html', help='HTML report to write')
-    m.add_argument('--no-record', action='store_true', help='do not store the results')
-    m.set_defaults(func=cmd_monitor)
-    rt = sub.add_parser('retrain', parents=[common, store], formatter_class=F, help='run the retrain policy once',
-                        description='Evaluate the retrain policy of MODEL_REF; when it fires (or --force), train a challenger on '
-                                    'fresh labelled data, compare it with the champion (paired bootstrap) and promote or keep it.')
-    rt.add_argument('model', metavar='MODEL_REF', help='the model name')
-    rt.add_argument('--policy', default=None, metavar='JSON', help='a RetrainPolicy as a JSON file (default policy otherwise)')
-    rt.add_argument('--base-data', default=None, metavar='DATA', help='the original training rows (CSV/Parquet)')
-    rt.add_argument('--force', action='store_true', help='retrain even if the policy does not fire')
-    rt.add_argument('--no-promote', action='store_true', help='register the challenger but never promote it')
-    quiet_option(rt)
-    rt.set_defaults(func=cmd_retrain)
-
-_EXTRA_COMMANDS.append(add_lifecycle_commands)
-
 # %% ../nbs/99_cli.ipynb #c8b46603
 def cmd_tour(args)->int:
     "Run the tour notebook into a run folder, echo its progress (unless --quiet), and print where its pages are."
-    from assembly_line import runs
     rec = runs.run_notebook('tour', _cli_params(args), args.out_dir, kernel=args.kernel, timeout=args.timeout,
                             stdout=None if args.quiet else sys.stdout)
     if not rec.ok:

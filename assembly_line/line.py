@@ -16,7 +16,8 @@ from .data import holdout_split, cv_folds
 from .schema import infer_schema, Schema
 from .clean import clean
 from .metrics import get_metric, labels_from_scores
-from .selection import zoo, screen
+from .selection import zoo
+from .screening import screen
 from .training import train_candidates, cross_fit, prewarm, as_budget
 from .evaluation import Leaderboard, ConfidenceInterval
 from .tuning import tune, search_space, SPACES

@@ -9,13 +9,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import ConfigError, DataError, default_home, file_hash, data_hash, library_versions
+import assembly_line
+from .core import TaskKind, ConfigError, DataError, default_home, file_hash, data_hash, library_versions
+from .datasets import load_example, EXAMPLES
+from .data import load_table, holdout_split
+from .schema import task_of
 
 # %% auto #0
 __all__ = ['RUN_RECORD', 'RUN_MANIFEST', 'DEFAULT_NOTEBOOK', 'pipeline_dirs', 'line_notebooks', 'find_notebook',
            'notebook_parameters', 'coerce_params', 'read_params', 'params_from_dir', 'expand_grid', 'RunLog',
-           'input_table', 'name_list', 'split_kind', 'holdout_for', 'as_estimator', 'RunRecord', 'kernel_manager_class',
-           'run_notebook', 'BatchResult', 'run_batch']
+           'input_table', 'name_list', 'split_kind', 'holdout_for', 'RunRecord', 'kernel_manager_class', 'run_notebook',
+           'BatchResult', 'run_batch']
 
 # %% ../nbs/97_runs.ipynb #75def4f7
 RUN_RECORD = 'run_record.json'      # what a line notebook records about itself (stages, results), in its run folder
@@ -24,7 +28,6 @@ DEFAULT_NOTEBOOK = 'line'
 
 def pipeline_dirs()->list[Path]:
     "Folders holding line notebooks: the source checkout's `nbs/pipeline/` first, then the installed package data."
-    import assembly_line
     pkg = Path(assembly_line.__file__).resolve().parent
     return [d for d in (pkg.parent/'nbs'/'pipeline', pkg/'pipeline') if d.is_dir()]
 
@@ -215,8 +218,6 @@ def input_table(example:str='penguins', # a bundled example data set (`datasets.
                 seed:int=0, # seed for the sample
                )->tuple:
     "The table a line notebook works on and its target column: `(df, target)`."
-    from assembly_line.datasets import load_example, EXAMPLES
-    from assembly_line.data import load_table
     if data_path: df = load_table(data_path)
     else: df = load_example(example)
     if sample and sample < len(df): df = df.sample(n=int(sample), random_state=seed).sort_index().reset_index(drop=True)
@@ -238,7 +239,6 @@ def name_list(names:str|list|None, # comma-separated names ('' or None: all)
 # %% ../nbs/97_runs.ipynb #5925dbc7
 def split_kind(task)->str:
     "The split for a task (a `TaskKind`, its name, or a `Schema`): 'stratified' for classification, else 'random'."
-    from assembly_line.core import TaskKind
     task = getattr(task, 'task', task)
     return 'stratified' if TaskKind(task).is_classification else 'random'
 
@@ -248,35 +248,8 @@ def holdout_for(df:pd.DataFrame, # the raw table
                 seed:int=0, # seed for the split
                )->tuple:
     "`(train, test)`: rows with a target, split stratified (classification) or at random (regression)."
-    from assembly_line.data import holdout_split
-    from assembly_line.schema import task_of
     df = df[df[target].notna()].reset_index(drop=True)
     return holdout_split(df, kind=split_kind(task_of(df[target])), target=target, test_size=test_size, seed=seed)
-
-# %% ../nbs/97_runs.ipynb #58489840
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-
-class _LineEstimator(BaseEstimator):
-    "A fitted `AssemblyLine` seen as a fitted scikit-learn estimator."
-    def __init__(self, line=None): self.line = line
-    def _adopt(self):
-        self.line_ = self.line
-        if self.line.task_.is_classification: self.classes_ = np.asarray(self.line.classes_)
-        self.n_features_in_ = len(self.line.schema_.features)
-        return self
-    def fit(self, X, y=None): raise ConfigError("as_estimator wraps a fitted line: fit the AssemblyLine itself")
-    def predict(self, X): return self.line_.predict(X).to_numpy()
-
-class _LineClassifier(ClassifierMixin, _LineEstimator):
-    def predict_proba(self, X): return self.line_.predict_proba(X).to_numpy()
-
-class _LineRegressor(RegressorMixin, _LineEstimator): pass
-
-def as_estimator(line, # a fitted `AssemblyLine`
-                ):
-    "A fitted line as a fitted scikit-learn estimator (`predict`, `predict_proba`, `classes_`)."
-    line._check_fitted()
-    return (_LineClassifier if line.task_.is_classification else _LineRegressor)(line)._adopt()
 
 # %% ../nbs/97_runs.ipynb #0b81e9c6
 @dataclass

@@ -8,7 +8,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from assembly_line.core import ConfigError, DataError, SchemaError, TargetError
 from assembly_line.datasets import load_example
 from assembly_line.schema import infer_schema
-from assembly_line.selection import TabularNNClassifier, TabularNNRegressor, LabelEncoded, zoo, screen, Candidate
+from assembly_line.selection import TabularNNClassifier, TabularNNRegressor, LabelEncoded, zoo, Candidate
+from assembly_line.screening import screen
 
 FAST = dict(max_epochs=4, layers=(16,), patience=2)
 
