@@ -156,7 +156,7 @@ def _predict_explained(line, args, out:Path, folder:Path)->int:
     pred = predictions_frame(line, df, proba=args.proba, keep=_names(args.keep))
     bg, src = df, 'a sample of DATA'
     if (folder/'reference.json').exists() and _has('assembly_line.monitor'):
-        from assembly_line.monitor import reference_background
+        from assembly_line.reference import reference_background
         bg, src = reference_background(folder, line.schema_.features), "rows drawn from the bundle's monitoring reference"
     lx = LineExplainer(line, background=bg)
     ex = lx.explain(df).to_frame().reset_index(drop=True)
@@ -386,7 +386,7 @@ def cmd_register(args)->int:
     from assembly_line.data import load_table
     reg, extra, data = _registry(args), {}, None
     if args.train:
-        from assembly_line.monitor import make_reference
+        from assembly_line.reference import make_reference
         line = AssemblyLine.load(args.bundle)
         data = load_table(args.train)
         extra['reference.json'] = make_reference(data.drop(columns=[line.target], errors='ignore'), line.schema_).to_json()
@@ -425,7 +425,8 @@ def cmd_serve(args)->int:
 
 def cmd_monitor(args)->int:
     "Compute drift and performance over the prediction log, print the alerts, write the HTML report."
-    from assembly_line.monitor import monitor, read_reference
+    from assembly_line.monitor import monitor
+    from assembly_line.reference import read_reference
     reg = _registry(args)
     _ingest_log(reg.store)
     mv, path = reg.resolve(args.model)

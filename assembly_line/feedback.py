@@ -129,7 +129,7 @@ class RetrainPolicy:
                               value=dict(window_size=self.window_size, window_freq=self.window_freq))
         if not 0 < self.eval_fraction < 1: raise ConfigError("eval_fraction must be between 0 and 1", column='eval_fraction', value=self.eval_fraction)
         if not 0 < self.alpha < 1: raise ConfigError("alpha must be between 0 and 1", column='alpha', value=self.alpha)
-        from assembly_line.monitor import DEFAULT_THRESHOLDS
+        from assembly_line.drift import DEFAULT_THRESHOLDS
         if self.drift_method not in DEFAULT_THRESHOLDS:
             raise ConfigError("unknown drift method", column='drift_method', value=self.drift_method, expected=sorted(DEFAULT_THRESHOLDS))
 
@@ -210,7 +210,7 @@ def _last_retrain(store:Store, model:str):
     return None if a.empty else pd.Timestamp(a['ts'].iloc[0])
 
 def _reference_of(mv):
-    from assembly_line.monitor import read_reference
+    from assembly_line.reference import read_reference
     p = Path(mv.uri)
     return read_reference(p) if (p/'reference.json').is_file() else None
 
@@ -424,7 +424,7 @@ def retrain(registry, # a deploy `Registry`, a `Store` or a store URL
     "Train a challenger with the champion's line on fresh data, compare them with a paired bootstrap, promote only a clear winner."
     from assembly_line.deploy import Registry
     from assembly_line.line import AssemblyLine
-    from assembly_line.monitor import make_reference
+    from assembly_line.reference import make_reference
     t0 = time.monotonic()
     policy = RetrainPolicy.coerce(policy)
     reg = registry if isinstance(registry, Registry) else Registry(registry, registry_root)
