@@ -123,8 +123,8 @@ def _predict_explained(line, args, out:Path, folder:Path)->int:
     df = load_table(args.data)
     pred = predictions_frame(line, df, proba=args.proba, keep=_names(args.keep))
     bg, src = df, 'a sample of DATA'
-    if (folder/'reference.json').exists() and _has('assembly_line.monitor'):
-        from assembly_line.monitor import reference_background
+    if (folder/'reference.json').exists() and _has('assembly_line.reference'):
+        from assembly_line.reference import reference_background
         bg, src = reference_background(folder, line.schema_.features), "rows drawn from the bundle's monitoring reference"
     lx = LineExplainer(line, background=bg)
     ex = lx.explain(df).to_frame().reset_index(drop=True)

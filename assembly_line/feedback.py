@@ -15,7 +15,8 @@ from .data import load_table
 from .evaluation import PairedComparison, paired_bootstrap
 from .line import AssemblyLine
 from .deploy import Registry
-from .monitor import Window, make_reference
+from .reference import make_reference
+from .monitor import Window
 from .retrain_policy import RetrainPolicy, PolicyDecision, evaluate_policy, CHAMPION, ACTOR
 from .records import InputError
 from .edges import check_bearer

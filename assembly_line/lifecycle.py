@@ -32,7 +32,7 @@ def cmd_register(args)->int:
     from assembly_line.data import load_table
     reg, extra, data = _registry(args), {}, None
     if args.train:
-        from assembly_line.monitor import make_reference
+        from assembly_line.reference import make_reference
         line = AssemblyLine.load(args.bundle)
         data = load_table(args.train)
         extra['reference.json'] = make_reference(data.drop(columns=[line.target], errors='ignore'), line.schema_).to_json()
@@ -71,7 +71,8 @@ def cmd_serve(args)->int:
 
 def cmd_monitor(args)->int:
     "Compute drift and performance over the prediction log, print the alerts, write the HTML report."
-    from assembly_line.monitor import monitor, read_reference
+    from assembly_line.monitor import monitor
+    from assembly_line.reference import read_reference
     reg = _registry(args)
     _ingest_log(reg.store)
     mv, path = reg.resolve(args.model)

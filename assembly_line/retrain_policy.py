@@ -14,7 +14,8 @@ from .database import MAX_INT
 from .store import Store
 from .metrics import get_metric
 from . import monitor as mon
-from .monitor import DEFAULT_THRESHOLDS, read_reference
+from .reference import read_reference
+from .drift import DEFAULT_THRESHOLDS, drift
 
 # %% auto #0
 __all__ = ['CHAMPION', 'ACTOR', 'RetrainPolicy', 'PolicyDecision', 'evaluate_policy']
@@ -168,7 +169,7 @@ def _window_table(store, policy, model, version, reference, metric, record:bool)
                  column_stat=np.nan, drifted=False, perf=np.nan, low=np.nan, high=np.nan, n_labelled=0,
                  status='ok' if w.n >= policy.min_window_rows else f"too_small: {w.n} < {policy.min_window_rows} rows")
         if r['eligible'] and reference is not None:
-            d = mon.drift(reference, w.frame(reference), model=model, version=version, window_start=w.start, window_end=w.end)
+            d = drift(reference, w.frame(reference), model=model, version=version, window_start=w.start, window_end=w.end)
             recs += d.records()
             r['drift_share'] = d.share
             if policy.drift_column is not None:

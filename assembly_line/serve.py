@@ -63,7 +63,7 @@ def _explainer(m:ServedModel):
     if ex.method == 'tree': return ex
     try: ex.background(); return ex          # built with background rows already
     except ConfigError: pass
-    from assembly_line.monitor import reference_background   # ConfigError, saying how to add one, without reference.json
+    from assembly_line.reference import reference_background   # ConfigError, saying how to add one, without reference.json
     return m.line.explainer(background=reference_background(m.path, m.features, n=ex.n_background, seed=ex.seed))
 
 def _explanations(m:ServedModel, X:pd.DataFrame, strict:bool=False)->list:

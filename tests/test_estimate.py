@@ -262,7 +262,7 @@ def test_the_monitor_page_shows_the_estimate(adult_line, sqlite_url, tmp_path):
     "A real bundle with reference.json and estimator.json, served by the real app (uvicorn, SQLite): /monitor shows estimate beside realised."
     from servers import running   # real uvicorn in a thread (tests/servers.py)
     from assembly_line.datasets import load_example
-    from assembly_line.monitor import make_reference, write_reference
+    from assembly_line.reference import make_reference, write_reference
     from assembly_line.serve import create_app
     from assembly_line.store import Store
     line, train = adult_line
@@ -297,7 +297,8 @@ def test_the_monitor_page_shows_the_estimate(adult_line, sqlite_url, tmp_path):
 
 def test_recorded_estimates_rebuild_the_report_and_its_alerts(sqlite_url):
     "Estimates recorded in a real SQLite store come back in MonitoringReport.from_store, with an alert where labels contradict them."
-    from assembly_line.monitor import MonitoringReport, record
+    from assembly_line.monitor import record
+    from assembly_line.report import MonitoringReport
     from assembly_line.store import Store
     rng = np.random.default_rng(11)
     T, Pr, yr = _draw(rng, 2000)

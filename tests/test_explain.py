@@ -98,7 +98,7 @@ def test_permutation_importance_has_an_interval(adult):
 # ------------------------------------------------------------------ background rows drawn from the monitoring reference
 
 def test_reference_background_is_seeded_and_follows_each_column(adult, tmp_path):
-    from assembly_line.monitor import make_reference, write_reference, reference_background, OTHER
+    from assembly_line.reference import make_reference, write_reference, reference_background, OTHER
     df, line = adult
     feats = list(line.schema_.features)
     train = df.iloc[:1000].drop(columns='income')
@@ -124,7 +124,7 @@ def test_reference_background_is_seeded_and_follows_each_column(adult, tmp_path)
     with pytest.raises(ConfigError): reference_background(ref, feats, n=0)
 
 def test_a_mixed_line_explained_with_a_reference_background_adds_up(adult):
-    from assembly_line.monitor import make_reference, reference_background
+    from assembly_line.reference import make_reference, reference_background
     df, _ = adult
     line = _fit(df.iloc[:800], 'income', ['linear', 'hist_gb'])
     assert line.explainer().method == 'tree+permutation'

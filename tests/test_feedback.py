@@ -29,7 +29,7 @@ def champion(early):
 
 def _registry(tmp_path, champion, early):
     from assembly_line.deploy import Registry
-    from assembly_line.monitor import make_reference
+    from assembly_line.reference import make_reference
     reg = Registry(f"sqlite:///{tmp_path/'store.sqlite'}", root=tmp_path/'artifacts')
     X = early.drop(columns='price')
     ref = make_reference(X, champion.schema_, predictions=champion.predict(X))

@@ -98,7 +98,7 @@ def test_cli_monitor_ingests_a_running_service_spool_first(adult_line, tmp_path,
     "`assembly-line monitor` stores the predictions a service has answered (its live segment too) before it reads the log."
     from assembly_line.cli import main
     from assembly_line.deploy import Registry
-    from assembly_line.monitor import make_reference
+    from assembly_line.reference import make_reference
     line, df = adult_line
     url = f"sqlite:///{tmp_path/'store.sqlite'}"
     X = df.drop(columns='income').iloc[:50]

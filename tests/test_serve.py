@@ -974,7 +974,7 @@ def mixed_line():
 
 def test_explain_a_registered_line_with_a_linear_member(mixed_line, tmp_path, sqlite_url):
     "Background rows are drawn from the bundle's monitoring reference: no training rows needed, deterministic, adding up."
-    from assembly_line.monitor import make_reference, reference_background
+    from assembly_line.reference import make_reference, reference_background
     from assembly_line.explain import LineExplainer
     line, df = mixed_line
     X = df.drop(columns='income')

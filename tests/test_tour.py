@@ -5,7 +5,8 @@ import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from assembly_line.line import AssemblyLine
-from assembly_line.monitor import read_reference, drift, prediction_frame
+from assembly_line.reference import read_reference, prediction_frame
+from assembly_line.drift import drift
 
 # Small enough for CI (about a minute on two cores): 4,000 bookings, one model family, no tuning, few resamples; deterministic
 # fits, so that a loaded machine changes neither the models nor what the policy sees.
