@@ -4,7 +4,7 @@
 
 # %% ../nbs/72_bundle.ipynb #9d8eeb0d
 from __future__ import annotations
-import os, re, io, json, time, types, shutil, socket, hashlib, zipfile, platform, tempfile
+import os, re, io, json, time, types, shutil, socket, hashlib, zipfile, platform, tempfile, importlib, pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -13,8 +13,8 @@ from .evaluation import Leaderboard
 
 # %% auto #0
 __all__ = ['SAFE_MODULES', 'BUNDLE_FORMAT', 'RUN_FILE', 'RUN_COLUMNS', 'CORE_FILES', 'write_manifest', 'verify_bundle',
-           'make_reproducible', 'save_bundle', 'load_bundle', 'bundle_sha', 'check_bundle', 'fsync_tree', 'fsync_dir',
-           'add_files']
+           'make_reproducible', 'relocate_types', 'save_bundle', 'load_bundle', 'bundle_sha', 'check_bundle',
+           'fsync_tree', 'fsync_dir', 'add_files']
 
 # %% ../nbs/72_bundle.ipynb #74346660
 SAFE_MODULES = ('assembly_line.', 'sklearn.', 'numpy.', 'scipy.', 'pandas.', 'lightgbm.', 'xgboost.', 'catboost.',
@@ -133,14 +133,55 @@ def _normalise_zip(data:bytes)->bytes:
             z.writestr(info, entries[name])
     return out.getvalue()
 
-def _trusted_types(file:Path)->list:
-    "The types in a skops file, all of which must come from `SAFE_MODULES`."
+def _trusted_types(src)->list:
+    "The types in a skops file (a path, or its bytes), all of which must come from `SAFE_MODULES`."
     import skops.io as sio
-    types = sio.get_untrusted_types(file=file)
+    types = sio.get_untrusted_types(data=src) if isinstance(src, bytes) else sio.get_untrusted_types(file=src)
     bad = [t for t in types if not t.startswith(SAFE_MODULES)]
-    if bad: raise IntegrityError("the model file asks for types outside the trusted modules", file=str(file),
-                                 value=bad[:5], expected=list(SAFE_MODULES))
+    if bad: raise IntegrityError("the model file asks for types outside the trusted modules",
+                                 file=None if isinstance(src, bytes) else str(src), value=bad[:5], expected=list(SAFE_MODULES))
     return types
+
+# %% ../nbs/72_bundle.ipynb #c5b83fa2
+def _home_of(module:str, name:str)->str:
+    "The module of this package that defines class `name` now (`module` itself when it still does)."
+    top = name.split('.')[0]
+    try:
+        if hasattr(importlib.import_module(module), top): return module
+    except ImportError: pass
+    homes = []
+    for info in pkgutil.iter_modules(importlib.import_module('assembly_line').__path__):   # only old bundles get here
+        if info.name.startswith('_'): continue
+        try: mod = importlib.import_module(f'assembly_line.{info.name}')
+        except ImportError: continue                                     # an optional dependency is missing
+        obj = getattr(mod, top, None)
+        if isinstance(obj, type) and obj.__module__ == mod.__name__: homes.append(mod.__name__)
+    if len(homes) != 1:
+        raise IntegrityError(f"the model file names the class {module}.{name}, which this version of assembly_line "
+                             f"{'defines in several modules' if homes else 'does not have'}", value=f'{module}.{name}',
+                             expected=homes or None)
+    return homes[0]
+
+def relocate_types(data:bytes, # a skops archive
+                  )->bytes:
+    "The archive with each `assembly_line` class that has moved since it was written pointed at its module now (`data` itself when none moved)."
+    src = zipfile.ZipFile(io.BytesIO(data))
+    schema, homes = json.loads(src.read('schema.json')), {}
+    def walk(o):
+        if isinstance(o, dict):
+            mod, name = o.get('__module__'), o.get('__class__')
+            if isinstance(mod, str) and isinstance(name, str) and mod.startswith('assembly_line.'):
+                o['__module__'] = homes.setdefault((mod, name), _home_of(mod, name))
+            for v in o.values(): walk(v)
+        elif isinstance(o, list):
+            for v in o: walk(v)
+    walk(schema)
+    if all(k[0] == v for k, v in homes.items()): return data
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, 'w', compression=zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            z.writestr(info, json.dumps(schema).encode() if info.filename == 'schema.json' else src.read(info.filename))
+    return out.getvalue()
 
 # %% ../nbs/72_bundle.ipynb #f68eef1a
 def save_bundle(line, # a fitted `AssemblyLine`
@@ -192,8 +233,8 @@ def load_bundle(path, # a bundle folder written by `save_bundle`
     import skops.io as sio
     folder = Path(path)
     man = verify_bundle(folder)
-    f = folder/'model.skops'
-    obj = sio.load(f, trusted=_trusted_types(f))
+    data = relocate_types((folder/'model.skops').read_bytes())   # verified above: the bytes the manifest lists
+    obj = sio.loads(data, trusted=_trusted_types(data))
     if not isinstance(obj, cls): raise ConfigError("the bundle does not hold an AssemblyLine", file=str(folder), value=type(obj).__name__)
     summ = json.loads((folder/'summary.json').read_text())
     run = {} if man['format'] == 1 else _read_run(folder)   # format 1 kept the times in summary.json/leaderboard.csv

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_data.ipynb #f326de75
 from __future__ import annotations
-import os, re, csv, gzip, difflib, importlib, datetime as dt
+import os, re, csv, gzip, difflib, datetime as dt
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import DataError, ConfigError
@@ -379,11 +379,3 @@ def cv_folds(df:pd.DataFrame, # the table to split
             folds.append((np.sort(tr), np.sort(va)))
         return folds
     return [(np.sort(tr), np.sort(va)) for tr, va in it]
-
-# %% ../nbs/10_data.ipynb #024c82a5
-_MOVED = {'Cleaner': 'clean'}   # a name that saved bundles still look up here → the module that now holds it
-
-def __getattr__(name:str):
-    "The class of an old bundle's `assembly_line.data.Cleaner`, from the module it moved to."
-    if name in _MOVED: return getattr(importlib.import_module(f'assembly_line.{_MOVED[name]}'), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -608,15 +608,3 @@ def test_cleaner_saved_before_the_evidence_rule_still_loads():
     assert out['x'].tolist()[0] == 1 and pd.isna(out['x'].iloc[1])
     new = Cleaner().fit(df).transform(df)
     assert new['belt'].tolist() == ['none', 'belted', 'NONE', 'belted']  # a new fit keeps the words
-
-def test_cleaner_saved_before_the_split_still_loads(penguins):
-    "A bundle saved before stage 1 was split names `assembly_line.data.Cleaner`; skops still finds the class (now in `clean`)."
-    import skops.io as sio
-    Cleaner.__module__ = 'assembly_line.data'
-    try: blob = sio.dumps(Cleaner().fit(penguins))
-    finally: Cleaner.__module__ = 'assembly_line.clean'
-    assert sio.get_untrusted_types(data=blob) == ['assembly_line.data.Cleaner']
-    old = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
-    assert type(old) is Cleaner
-    pd.testing.assert_frame_equal(old.transform(penguins), Cleaner().fit(penguins).transform(penguins))
-    with pytest.raises(AttributeError): import assembly_line.data as D; D.infer_schema   # only the saved class is looked up there

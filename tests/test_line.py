@@ -93,6 +93,40 @@ def test_untrusted_type_is_refused(adult_bundle, tmp_path):
     with pytest.raises(IntegrityError, match='outside the trusted modules'):
         AssemblyLine.load(b)
 
+def _rewrite_modules(skops_file, old_of):
+    "Point the model file's classes back at the modules they lived in before a split, as an old bundle has them."
+    import io, zipfile
+    src = zipfile.ZipFile(io.BytesIO(skops_file.read_bytes()))
+    schema = src.read('schema.json').decode()
+    for new, old in old_of.items(): schema = schema.replace(new, old)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, 'w') as z:
+        for info in src.infolist(): z.writestr(info, schema if info.filename == 'schema.json' else src.read(info.filename))
+    skops_file.write_bytes(out.getvalue())
+
+def test_bundle_saved_before_its_classes_moved_still_loads(adult_line, adult_bundle, tmp_path):
+    "Bundles saved before stage 1 and 2 were split name `assembly_line.data.Cleaner`, `assembly_line.features.FeatureNamer`."
+    import skops.io as sio
+    line, df = adult_line
+    b = shutil.copytree(adult_bundle, tmp_path/'old')
+    _rewrite_modules(b/'model.skops', {'"__module__": "assembly_line.clean"': '"__module__": "assembly_line.data"',
+                                       '"__module__": "assembly_line.feature_plan"': '"__module__": "assembly_line.features"'})
+    types = sio.get_untrusted_types(file=b/'model.skops')
+    assert 'assembly_line.data.Cleaner' in types and 'assembly_line.features.FeatureNamer' in types
+    man = json.loads((b/'manifest.json').read_text()); (b/'manifest.json').unlink()
+    write_manifest(b, {k: v for k, v in man.items() if k not in ('files', 'format')})
+    before = (b/'model.skops').read_bytes()
+    old = AssemblyLine.load(b)
+    X = df.drop(columns=['income']).head(50)
+    pd.testing.assert_frame_equal(old.predict_proba(X), line.predict_proba(X))
+    assert (b/'model.skops').read_bytes() == before          # found where the classes live now; the file is untouched
+    _rewrite_modules(b/'model.skops', {'"__class__": "Cleaner"': '"__class__": "Scrubber"'})   # no module has it
+    man = json.loads((b/'manifest.json').read_text()); (b/'manifest.json').unlink()
+    write_manifest(b, {k: v for k, v in man.items() if k not in ('files', 'format')})
+    with pytest.raises(IntegrityError, match='does not have') as e: AssemblyLine.load(b)
+    assert e.value.value == 'assembly_line.data.Scrubber'
+
+
 def test_bad_input():
     df = load_example('penguins')
     with pytest.raises(TargetError, match='does not exist'):
