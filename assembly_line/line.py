@@ -17,7 +17,8 @@ from .metrics import get_metric, labels_from_scores
 from .selection import zoo, screen
 from .training import train_candidates, cross_fit, prewarm, as_budget
 from .evaluation import Leaderboard, ConfidenceInterval
-from .tuning import tune, search_space, SPACES
+from .spaces import search_space, SPACES
+from .tuning import tune
 from .ensembles import GreedyEnsemble
 
 # %% auto #0
