@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import TaskKind, ConfigError, DataError, IntegrityError, NotFittedError
+from .core import jsonable
+from .metrics import get_metric
+from .bundle import verify_bundle, add_files
+from .calibration import fit_calibration_maps, calibrate_matrix, calibration_error, oof_calibration, reliability
 
 # %% auto #0
 __all__ = ['ESTIMATOR_FORMAT', 'ESTIMATOR_FILE', 'ESTIMABLE', 'proba_matrix', 'label_codes', 'reference_scores',
-           'fit_calibration_map', 'apply_calibration_map', 'fit_calibration_maps', 'calibrate_matrix',
-           'calibration_error', 'expected_metrics', 'simulated_metrics', 'realised_metrics', 'random_effects',
-           'PerformanceEstimator', 'EstimateResult', 'write_estimator', 'read_estimator', 'fit_estimator']
+           'expected_metrics', 'simulated_metrics', 'realised_metrics', 'random_effects', 'PerformanceEstimator',
+           'EstimateResult', 'write_estimator', 'read_estimator', 'fit_estimator']
 
 # %% ../nbs/84_estimate.ipynb #011c2988
 ESTIMATOR_FORMAT = 'assembly_line.estimator/2'   # /2: the error model (`error_`) replaced /1's over-dispersion factor
@@ -83,92 +86,7 @@ def reference_scores(model, # a fitted `AssemblyLine` or sklearn classifier (any
     if not isinstance(proba, pd.DataFrame): proba = pd.DataFrame(np.asarray(proba), columns=list(model.classes_))
     return proba, np.asarray(y, dtype=object)
 
-# %% ../nbs/84_estimate.ipynb #02156206
-def fit_calibration_map(p:np.ndarray, # raw probabilities of one class
-                        t:np.ndarray, # 1 where that class is the label, else 0
-                        method:str='isotonic', # 'isotonic', 'sigmoid' or 'identity'
-                       )->dict:
-    "A one-class calibration map as plain data: isotonic knots, Platt coefficients or identity."
-    if method == 'identity': return dict(kind='identity')
-    if method == 'isotonic':
-        from sklearn.isotonic import IsotonicRegression
-        iso = IsotonicRegression(y_min=0., y_max=1., out_of_bounds='clip').fit(p, t)
-        x, y = iso.X_thresholds_, iso.y_thresholds_
-        return dict(kind='isotonic', x=[float(v) for v in x], y=[float(v) for v in y])
-    if method == 'sigmoid':
-        from sklearn.linear_model import LogisticRegression
-        z = _logit(p)[:, None]
-        if len(np.unique(t)) < 2: return dict(kind='identity')
-        lr = LogisticRegression(C=1e6).fit(z, t)
-        return dict(kind='sigmoid', a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
-    raise ConfigError("unknown calibration method", value=method, expected=['auto', 'isotonic', 'sigmoid', 'none'])
-
-def _logit(p): p = np.clip(p, 1e-6, 1 - 1e-6); return np.log(p / (1 - p))
-
-def apply_calibration_map(m:dict, # a map from `fit_calibration_map`
-                          p:np.ndarray, # raw probabilities of that class
-                         )->np.ndarray:
-    "Calibrated probabilities of one class."
-    if m['kind'] == 'identity': return np.asarray(p, float)
-    if m['kind'] == 'isotonic':
-        if len(m['x']) == 1: return np.full(len(p), m['y'][0])
-        return np.interp(p, m['x'], m['y'])
-    if m['kind'] == 'sigmoid': return 1 / (1 + np.exp(-(m['a'] * _logit(p) + m['b'])))
-    raise DataError("unknown calibration map", value=m.get('kind'), expected=['identity', 'isotonic', 'sigmoid'])
-
-def fit_calibration_maps(P:np.ndarray, # raw probabilities (n, k)
-                         codes:np.ndarray, # true labels as codes
-                         method:str='isotonic', # 'isotonic', 'sigmoid' or 'identity'
-                         min_rows:int=20, # fewest rows of one side of the decision for a map of its own
-                        )->list:
-    "Calibration maps per class (binary: the positive class), fitted apart on rows predicted as that class and on the others."
-    pred = P.argmax(axis=1)
-    out = []
-    for k in ([1] if P.shape[1] == 2 else range(P.shape[1])):
-        t = (codes == k).astype(float)
-        whole = fit_calibration_map(P[:, k], t, method)
-        hit = pred == k
-        if method == 'identity' or min(hit.sum(), (~hit).sum()) < min_rows: out.append(whole); continue
-        out.append(dict(kind='split', hit=fit_calibration_map(P[hit, k], t[hit], method), miss=fit_calibration_map(P[~hit, k], t[~hit], method)))
-    return out
-
-def calibrate_matrix(P:np.ndarray, # raw probabilities (n, k)
-                     maps:list, # one map per class (binary: one map, of the positive class)
-                    )->np.ndarray:
-    "Calibrated probabilities (n, k): binary maps the positive class; multiclass maps each class, then renormalises."
-    pred = P.argmax(axis=1)
-    def one(m, k):
-        if m['kind'] != 'split': return apply_calibration_map(m, P[:, k])
-        hit = pred == k
-        return np.where(hit, apply_calibration_map(m['hit'], P[:, k]), apply_calibration_map(m['miss'], P[:, k]))
-    if P.shape[1] == 2:
-        q = np.clip(one(maps[0], 1), 0, 1)
-        return np.column_stack([1 - q, q])
-    Q = np.column_stack([one(m, k) for k, m in enumerate(maps)]).clip(1e-9, 1)
-    return Q / Q.sum(axis=1, keepdims=True)
-
-def calibration_error(codes:np.ndarray, # true labels as codes
-                      P:np.ndarray, # probabilities (n, k)
-                      n_bins:int=10, # equal-width bins of the probability
-                     )->dict:
-    "Expected calibration error (binary: of P(classes[1]); multiclass: mean over classes, one-vs-rest) and Brier score."
-    ks = [1] if P.shape[1] == 2 else range(P.shape[1])
-    eces = []
-    for k in ks:
-        p, t = P[:, k], (codes == k).astype(float)
-        b = np.minimum((p * n_bins).astype(int), n_bins - 1)
-        cnt = np.bincount(b, minlength=n_bins)
-        gap = np.abs(np.bincount(b, t, n_bins) - np.bincount(b, p, n_bins))   # |Σ labels - Σ probabilities| per bin
-        eces.append(float(gap.sum() / len(p)))
-    Y = np.eye(P.shape[1])[codes]
-    brier = float(((P[:, 1] - Y[:, 1]) ** 2).mean()) if P.shape[1] == 2 else float(((P - Y) ** 2).sum(axis=1).mean())
-    return dict(ece=float(np.mean(eces)), brier=brier, n=int(len(codes)))
-
 # %% ../nbs/84_estimate.ipynb #584b1102
-def _avg_ranks(s:np.ndarray)->np.ndarray:
-    from scipy.stats import rankdata
-    return rankdata(s)
-
 def expected_metrics(P:np.ndarray, # raw probabilities (n, k): they decide the predicted labels and the ranking
                      Q:np.ndarray, # calibrated probabilities (n, k): the chance of each label
                     )->dict:
@@ -204,11 +122,12 @@ def simulated_metrics(P:np.ndarray, # raw probabilities (n, k)
                       chunk:int=200, # label sets drawn at once
                      )->dict:
     "Realised accuracy / ROC-AUC / F1 of `P` under `n_sim` label sets drawn from the calibrated probabilities."
+    from scipy.stats import rankdata
     rng = np.random.default_rng(seed)
     n, k = P.shape
     pred = P.argmax(axis=1)
     ks = [1] if k == 2 else list(range(k))
-    ranks = {c: _avg_ranks(P[:, c]) for c in ks}
+    ranks = {c: rankdata(P[:, c]) for c in ks}
     res = {m: [] for m in ESTIMABLE}
     for lo in range(0, n_sim, chunk):
         m = min(chunk, n_sim - lo)
@@ -235,7 +154,6 @@ def realised_metrics(P:np.ndarray, # raw probabilities (n, k)
                      codes:np.ndarray, # true labels as codes
                     )->dict:
     "Accuracy, ROC-AUC and F1 of `P` against known labels (the project's `metrics` definitions); NaN where undefined."
-    from assembly_line.metrics import get_metric
     task = TaskKind.BINARY if P.shape[1] == 2 else TaskKind.MULTICLASS
     out = {}
     for m in ESTIMABLE:
@@ -262,7 +180,6 @@ def random_effects(d:np.ndarray, # differences realised − estimated, one per c
 
 # %% ../nbs/84_estimate.ipynb #7d895a28
 def _json_default(o):
-    from assembly_line.core import jsonable   # NumPy scalars and arrays as plain values (the store's rules)
     v = jsonable(o)
     if v is o: raise TypeError(f"not JSON serialisable: {type(o).__name__}")
     return v
@@ -291,19 +208,6 @@ class PerformanceEstimator:
         if not 0 < self.alpha < 1: raise ConfigError("alpha must lie in (0, 1)", value=self.alpha)
         if self.n_sim < 100: raise ConfigError("n_sim must be at least 100", value=self.n_sim, expected='>= 100')
 
-    def _maps(self, P, codes, method):
-        return fit_calibration_maps(P, codes, method)
-
-    def _oof(self, P, codes, method)->tuple[np.ndarray, dict]:
-        "Out-of-fold calibrated probabilities (3 stratified folds of the reference) and the mean ECE per fold, raw and calibrated."
-        from sklearn.model_selection import StratifiedKFold
-        if method == 'identity': return P, {}
-        Q, raw, cal = np.empty_like(P), [], []
-        for tr, va in StratifiedKFold(3, shuffle=True, random_state=self.seed).split(P, codes):
-            Q[va] = calibrate_matrix(P[va], self._maps(P[tr], codes[tr], method))
-            raw.append(calibration_error(codes[va], P[va], self.n_bins)['ece']); cal.append(calibration_error(codes[va], Q[va], self.n_bins)['ece'])
-        return Q, dict(raw_ece=float(np.mean(raw)), **{f"{method}_ece": float(np.mean(cal))})
-
     def fit(self,
             proba, # raw probabilities on labelled reference rows the model did not train on (`predict_proba` output)
             y, # their true labels
@@ -320,20 +224,20 @@ class PerformanceEstimator:
         self.classes_, self.task_ = cl, ('binary' if len(cl) == 2 else 'multiclass')
         method = {'none': 'identity'}.get(self.calibration, self.calibration)
         # NannyML's check for 'auto': calibrate only when isotonic lowers the ECE on held-out folds of the reference
-        Q_oof, self.cv_ece_ = self._oof(P, codes, 'isotonic' if method == 'auto' else method)
+        Q_oof, self.cv_ece_ = oof_calibration(P, codes, 'isotonic' if method == 'auto' else method, self.n_bins, self.seed)
         if method == 'auto':
             method = 'isotonic' if self.cv_ece_['isotonic_ece'] < self.cv_ece_['raw_ece'] else 'identity'
             if method == 'identity': Q_oof = P
         self.method_ = method
-        self.maps_ = self._maps(P, codes, method)
+        self.maps_ = fit_calibration_maps(P, codes, method)
         rng = np.random.default_rng(self.seed)
         self.boot_maps_ = [self.maps_] if method == 'identity' else \
-            [self._maps(P[i], codes[i], method) for i in (rng.integers(len(P), size=len(P)) for _ in range(self.n_boot))]
+            [fit_calibration_maps(P[i], codes[i], method) for i in (rng.integers(len(P), size=len(P)) for _ in range(self.n_boot))]
         self.error_, self.chunk_errors_ = self._error_model(P, codes, method)
         self.n_reference_, self.source_ = len(P), source
         # "after" is measured out of fold: calibration judged on the rows it was fitted on would flatter itself
         self.calibration_ = dict(before=calibration_error(codes, P, self.n_bins), after=calibration_error(codes, Q_oof, self.n_bins))
-        self.reliability_ = self._reliability(codes, P, Q_oof)
+        self.reliability_ = reliability(codes, P, Q_oof, self.n_bins)
         return self
 
     def _error_model(self, P, codes, method)->tuple[dict, dict]:
@@ -344,7 +248,7 @@ class PerformanceEstimator:
         for j, va in enumerate(np.array_split(np.arange(len(P)), k)):
             tr = np.setdiff1d(np.arange(len(P)), va)
             if any(not (codes[tr] == c).any() for c in range(P.shape[1])): continue
-            Q = calibrate_matrix(P[va], self._maps(P[tr], codes[tr], method))
+            Q = calibrate_matrix(P[va], fit_calibration_maps(P[tr], codes[tr], method))
             # the chunk's variance: its labels and the map's own uncertainty (the bootstrap maps, as in a window's interval), so that
             # tau is only what lies beyond both; a map fitted on a sample errs locally, which small chunks feel and large windows average out
             exp = expected_metrics(P[va], Q)
@@ -355,18 +259,6 @@ class PerformanceEstimator:
                 if np.isfinite(real[m]) and np.isfinite(exp[m]) and var > 0: d[m].append(float(real[m] - exp[m])); v[m].append(var)
         model = {m: random_effects(d[m], v[m]) for m in ESTIMABLE if len(d[m]) >= 3}
         return model, {m: dict(difference=d[m], variance=v[m]) for m in ESTIMABLE}
-
-    def _reliability(self, codes, P, Q)->dict:
-        "Mean predicted vs observed frequency per bin (binary: positive class; multiclass: pooled one-vs-rest), raw and calibrated."
-        ks = [1] if P.shape[1] == 2 else range(P.shape[1])
-        out = {}
-        for name, M in (('raw', P), ('calibrated', Q)):
-            p = np.concatenate([M[:, k] for k in ks]); t = np.concatenate([(codes == k) for k in ks]).astype(float)
-            b = np.minimum((p * self.n_bins).astype(int), self.n_bins - 1)
-            cnt = np.bincount(b, minlength=self.n_bins); ok = cnt > 0
-            out[name] = dict(predicted=(np.bincount(b, p, self.n_bins)[ok] / cnt[ok]).tolist(),
-                             observed=(np.bincount(b, t, self.n_bins)[ok] / cnt[ok]).tolist(), count=cnt[ok].tolist())
-        return out
 
     def _fitted(self):
         if not hasattr(self, 'maps_'): raise NotFittedError("fit the PerformanceEstimator on labelled reference rows first")
@@ -565,7 +457,6 @@ def write_estimator(bundle, # an unregistered bundle folder (`AssemblyLine.save`
                     estimator:PerformanceEstimator, # a fitted estimator
                    )->Path:
     "Store the estimator in a bundle as `estimator.json` (manifest rewritten: do it before registering)."
-    from assembly_line.bundle import add_files
     add_files(bundle, {ESTIMATOR_FILE: estimator.to_json()})
     return Path(bundle)/ESTIMATOR_FILE
 
@@ -574,7 +465,6 @@ def read_estimator(path, # a bundle folder (verified against its manifest) or an
     "Load a performance estimator from a bundle or a JSON file."
     p = Path(path)
     if p.is_dir():
-        from assembly_line.bundle import verify_bundle
         verify_bundle(p); p = p/ESTIMATOR_FILE
         if not p.exists(): raise IntegrityError("the bundle has no performance estimator (write_estimator)", file=str(p))
     if not p.exists(): raise DataError("no estimator file at this path", file=str(p))

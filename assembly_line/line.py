@@ -20,7 +20,8 @@ from .selection import zoo
 from .screening import screen
 from .training import train_candidates, cross_fit, prewarm, as_budget
 from .evaluation import Leaderboard, ConfidenceInterval
-from .tuning import tune, search_space, SPACES
+from .spaces import search_space, SPACES
+from .tuning import tune
 from .ensembles import GreedyEnsemble
 from .bundle import save_bundle, load_bundle
 

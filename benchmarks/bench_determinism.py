@@ -10,7 +10,8 @@ import pandas as pd
 from assembly_line.datasets import load_example, EXAMPLES
 from assembly_line.schema import infer_schema
 from assembly_line.selection import zoo
-from assembly_line.tuning import tune, search_space
+from assembly_line.spaces import search_space
+from assembly_line.tuning import tune
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

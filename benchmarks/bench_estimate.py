@@ -123,8 +123,8 @@ def hotel():
 def diagnose():
     "Why the weekly ROC-AUC interval misses on the Minneapolis stops: the numbers behind RESULTS.md's reading."
     from test_estimate import _draw
-    from assembly_line.estimate import (proba_matrix, label_codes, calibrate_matrix, fit_calibration_maps, expected_metrics,
-                                        simulated_metrics, realised_metrics, calibration_error)
+    from assembly_line.calibration import calibrate_matrix, fit_calibration_maps, calibration_error
+    from assembly_line.estimate import proba_matrix, label_codes, expected_metrics, simulated_metrics, realised_metrics
     line, tr, rf, lt = _stops_setup()
     est = fit_estimator(line, rf.drop(columns='date'))
     cl = est.classes_

@@ -10,7 +10,8 @@ from assembly_line.core import ConfigError, IntegrityError, file_hash
 from assembly_line.datasets import load_example, EXAMPLES
 from assembly_line.schema import infer_schema
 from assembly_line.selection import zoo
-from assembly_line.tuning import tune, search_space
+from assembly_line.spaces import search_space
+from assembly_line.tuning import tune
 from assembly_line.line import AssemblyLine
 from assembly_line.bundle import (RUN_FILE, verify_bundle, make_reproducible, write_manifest, bundle_sha, check_bundle,
                                   add_files)

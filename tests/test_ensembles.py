@@ -1,4 +1,4 @@
-"Contracts of assembly_line.ensembles: sklearn API, greedy guarantee, OOF-only stacking, pickle round trips, bad input."
+"Contracts of assembly_line.ensembles, .stacking and .bagging: sklearn API, greedy guarantee, OOF-only stacking, pickle round trips, bad input."
 import pickle
 import numpy as np, pandas as pd, pytest
 from threadpoolctl import threadpool_limits
@@ -10,8 +10,9 @@ from sklearn.pipeline import Pipeline
 from assembly_line.core import TaskKind, ConfigError, DataError, TargetError, NotFittedError
 from assembly_line.datasets import load_example
 from assembly_line.metrics import get_metric
-from assembly_line.ensembles import (BlendEnsemble, StackEnsemble, GreedyEnsemble, cross_fit_all, optimize_weights,
-                                     make_bagging, make_boosting, _oof_folds)
+from assembly_line.ensembles import BlendEnsemble, GreedyEnsemble, cross_fit_all, optimize_weights, _oof_folds
+from assembly_line.stacking import StackEnsemble
+from assembly_line.bagging import make_bagging, make_boosting
 
 @pytest.fixture(autouse=True)
 def _one_thread():

@@ -3,9 +3,10 @@ import json
 import numpy as np, pandas as pd, pytest
 from sklearn.metrics import roc_auc_score, f1_score, accuracy_score
 from assembly_line.core import ConfigError, DataError, IntegrityError, NotFittedError
+from assembly_line.calibration import fit_calibration_maps, calibrate_matrix, calibration_error
 from assembly_line.estimate import (ESTIMABLE, ESTIMATOR_FILE, PerformanceEstimator, EstimateResult, proba_matrix, label_codes,
-                                    reference_scores, fit_calibration_maps, calibrate_matrix, calibration_error, expected_metrics,
-                                    simulated_metrics, realised_metrics, fit_estimator, write_estimator, read_estimator, random_effects)
+                                    reference_scores, expected_metrics, simulated_metrics, realised_metrics, fit_estimator,
+                                    write_estimator, read_estimator, random_effects)
 
 W = np.array([[1.5, -1.0, 0.5], [0.3, 1.2, -0.8], [0.0, 0.5, 1.0]])
 

@@ -10,8 +10,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import Ridge
 from assembly_line.core import ConfigError, BudgetError, Budget, TaskKind
 from assembly_line.datasets import load_example
-from assembly_line.tuning import (IntRange, FloatRange, Choice, SPACES, search_space, check_space, to_grid,
-                                  to_distributions, suggest, tune, TuningResult, METHODS)
+from assembly_line.spaces import (IntRange, FloatRange, Choice, SPACES, search_space, check_space, to_grid,
+                                  to_distributions, suggest)
+from assembly_line.tuning import tune, TuningResult, METHODS
 
 
 @pytest.fixture(autouse=True)
