@@ -190,7 +190,7 @@ def model_card(line:AssemblyLine, # a fitted line
               )->ModelCard:
     "A model card for a fitted line, in Mitchell et al. (2019)'s sections, with evaluation plots."
     from assembly_line.evaluation import bootstrap_ci, fig_to_base64, REPORT_METRICS
-    line._check_fitted()
+    line.check_fitted()
     sch, task, lb, ci, s = line.schema_, line.task_, line.leaderboard_, line.holdout_ci_, line.summary()
     target, mname = line.target, line.metric_.name
     factors = list(factors or [])

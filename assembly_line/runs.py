@@ -274,7 +274,7 @@ class _LineRegressor(RegressorMixin, _LineEstimator): pass
 def as_estimator(line, # a fitted `AssemblyLine`
                 ):
     "A fitted line as a fitted scikit-learn estimator (`predict`, `predict_proba`, `classes_`)."
-    line._check_fitted()
+    line.check_fitted()
     return (_LineClassifier if line.task_.is_classification else _LineRegressor)(line)._adopt()
 
 # %% ../nbs/97_runs.ipynb #0b81e9c6
