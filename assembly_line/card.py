@@ -129,7 +129,7 @@ def model_card(line:AssemblyLine, # a fitted line
                seed:int=0, # seeds the bootstrap
               )->ModelCard:
     "A model card for a fitted line, in Mitchell et al. (2019)'s sections, with evaluation plots."
-    line._check_fitted()
+    line.check_fitted()
     sch, task, lb, ci, s = line.schema_, line.task_, line.leaderboard_, line.holdout_ci_, line.summary()
     target, mname = line.target, line.metric_.name
     factors = list(factors or [])

@@ -80,13 +80,13 @@ def _outcome_of(model, X:pd.DataFrame, outcome)->np.ndarray:
 
 def _fold_outcomes(line, X:pd.DataFrame, outcome)->np.ndarray:
     "The outcome under each fold model of a fitted AssemblyLine's predictor: (n_models, n_rows)."
-    from assembly_line.training import _aligned_scores
+    from assembly_line.training import aligned_scores
     from assembly_line.core import TaskKind
     P, wf = line.prepare(X), line.model_
     task, out = TaskKind(wf.task), []
     for folds in wf.members:
         for m in folds:
-            s = _aligned_scores(m, P, task, wf.classes)
+            s = aligned_scores(m, P, task, wf.classes)
             out.append(s[:, list(wf.classes).index(outcome)] if task.is_classification else s)
     return np.vstack(out)
 

@@ -139,7 +139,7 @@ class LineExplainer:
                  background:pd.DataFrame|None=None, # raw rows for the model-agnostic explainer (training rows, or `monitor.reference_background`); None: a non-tree member raises ConfigError
                  n_background:int=100, # background rows kept
                  seed:int=0):
-        line._check_fitted()
+        line.check_fitted()
         self.line, self.seed, self.n_background = line, seed, n_background
         self.columns = list(line.schema_.features)
         self.task = line.task_

@@ -4,105 +4,32 @@
 
 # %% ../nbs/75_line.ipynb #145f2409
 from __future__ import annotations
-import time, json, warnings, copy
+import time, json, warnings, copy, os
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
-from fastcore.basics import patch_to
+from fastcore.basics import patch, patch_to
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 from .core import (TaskKind, Budget, ConfigError, DataError, NotFittedError, BudgetError, SchemaError,
                                 seed_everything, data_hash)
 from .data import holdout_split, cv_folds
 from .schema import infer_schema, Schema
-from .clean import clean
+from .clean import clean, CleaningReport, CleaningStep
 from .metrics import get_metric, labels_from_scores
 from .selection import zoo
 from .screening import screen
 from .training import train_candidates, cross_fit, prewarm, as_budget
-from .evaluation import Leaderboard, ConfidenceInterval
+from .evaluation import Leaderboard, ConfidenceInterval, cv_scores
 from .spaces import search_space, SPACES
 from .tuning import tune
 from .ensembles import GreedyEnsemble
+from .predictor import WeightedFolds, refit_members
+from .plan import BUDGET_SHARES, MIN_TUNE_BUDGET, MIN_TRIALS, DETERMINISTIC_TRIALS, PRIORITY, BOOSTERS, plan_training
 from .bundle import save_bundle, load_bundle
 
 # %% auto #0
-__all__ = ['BUDGET_SHARES', 'MIN_TUNE_BUDGET', 'MIN_TRIALS', 'DETERMINISTIC_TRIALS', 'PRIORITY', 'BOOSTERS', 'plan_training',
-           'StageTime', 'WeightedFolds', 'AssemblyLine']
-
-# %% ../nbs/75_line.ipynb #53f0608c
-BUDGET_SHARES = dict(screen=0.2, train=0.55, train_no_tune=0.75, tune=0.8)   # of the time left at each stage
-MIN_TUNE_BUDGET = 60        # below this many seconds, training more candidates beats tuning one
-MIN_TRIALS = 20             # tune only when the budget buys at least this many trials
-DETERMINISTIC_TRIALS = 10   # TPE trials in deterministic mode (where the clock does not decide)
-PRIORITY = ['lightgbm', 'hist_gb', 'random_forest', 'linear', 'extra_trees', 'catboost', 'xgboost', 'tabular_nn', 'knn']
-BOOSTERS = ('lightgbm', 'hist_gb', 'catboost', 'xgboost')
-
-def plan_training(screening, # a `selection.ScreeningResult`
-                  n_train:int, # rows of the full training split
-                  seconds:float, # the training stage's budget
-                  n_jobs:int=1, # folds fitted side by side
-                  folds_options=(5, 3), # fold counts to try, most first
-                  must_keep:tuple=(), # names kept whatever their estimated cost (if screened)
-                 )->tuple[list, int, dict]:
-    "Candidates and fold count that fit `seconds`, from screening's per-fold fit times scaled to `n_train` rows."
-    t = screening.table.set_index('model')
-    per_row = {}
-    for m in screening.kept + [m for m in must_keep if m in t.index and m not in screening.kept]:
-        f = t.loc[m]
-        if f['folds'] > 0: per_row[m] = f['fit_s']/f['folds'] / max(screening.n_rows*(1-1/screening.n_folds), 1)
-    est = lambda m, k: per_row[m]*n_train*(1-1/k)*k*1.3/max(n_jobs, 1)   # 30% margin for the larger fits
-    names = list(per_row)
-    for k in folds_options:
-        chosen, total = [], 0.
-        for m in names:
-            if total + est(m, k) <= seconds or (not chosen): chosen.append(m); total += est(m, k)
-        if len(chosen) == len(names) or k == folds_options[-1]:
-            return chosen, k, {m: round(est(m, k), 1) for m in names}
-
-_ALLOWED_PREFIXES = ('assembly_line.',)
-
-@dataclass
-class StageTime:
-    "Seconds a stage was given and used."
-    stage: str
-    given: float
-    used: float
-    note: str = ''
-
-# %% ../nbs/75_line.ipynb #7fc15a78
-class WeightedFolds:
-    "A predictor: a weighted average of members, each the average of its fitted fold models."
-    def __init__(self,
-                 members:list,   # per member, the list of fitted fold models (pipelines)
-                 weights:list,   # per member, its weight (sums to 1)
-                 task:str,       # 'binary', 'multiclass' or 'regression'
-                 classes=None,   # class labels (column order of the scores), None for regression
-                 names:list|None=None): # member names, for reports
-        self.members,self.weights,self.task,self.classes,self.names = members,weights,task,classes,names
-
-    @classmethod
-    def from_line(cls, model, results:dict)->WeightedFolds:
-        "The predictor of a CVResult (one member) or of an ensemble over `results`."
-        if hasattr(model, 'weights_'):  # an ensemble from `ensembles`
-            w = model.weights_[model.weights_ > 0]
-            members = [[m for m in results[n].fold_models if m is not None] for n in w.index]
-            ref = results[w.index[0]]
-            return cls(members, [float(v) for v in w.to_numpy()], ref.task.value,
-                       None if ref.classes is None else np.asarray(ref.classes), list(w.index))
-        return cls([[m for m in model.fold_models if m is not None]], [1.0], model.task.value,
-                   None if model.classes is None else np.asarray(model.classes), [model.name])
-
-    def predict_scores(self, X)->np.ndarray:
-        "Uniform scores: class probabilities (n, n_classes) in `classes` order, or predictions (n,)."
-        from assembly_line.training import _aligned_scores
-        task = TaskKind(self.task)
-        out = 0.
-        for w, folds in zip(self.weights, self.members):
-            out = out + w*np.mean([_aligned_scores(m, X, task, self.classes) for m in folds], axis=0)
-        return out
-
-    def __repr__(self):
-        return f"WeightedFolds({', '.join(f'{n}×{w:.2f} ({len(f)} folds)' for n, w, f in zip(self.names or [], self.weights, self.members))})"
+__all__ = ['AssemblyLine', 'StageTime']
 
 # %% ../nbs/75_line.ipynb #d519ebbb
 class AssemblyLine(BaseEstimator):
@@ -136,8 +63,8 @@ class AssemblyLine(BaseEstimator):
         self.deterministic,self.refit,self.drop_duplicates = deterministic,refit,drop_duplicates
         self.echo = echo   # like `client`: where this process prints, not part of the model (not saved, not in the manifest)
 
-    # ---- checks ---------------------------------------------------------------
     def _check_params(self):
+        "Refuse parameters no fit could honour, before any work starts."
         if not isinstance(self.time_budget, (int, float)) or not np.isfinite(self.time_budget) or self.time_budget < 5:
             raise ConfigError("time_budget must be a number of seconds, at least 5", value=self.time_budget, expected=">= 5")
         if not 0 <= self.holdout < 0.9: raise ConfigError("holdout must be a share in [0, 0.9)", value=self.holdout)
@@ -145,369 +72,433 @@ class AssemblyLine(BaseEstimator):
             raise ConfigError("n_folds must be an integer >= 2", value=self.n_folds)
 
     def _n_workers(self)->int:
-        import os
+        "How many fits run side by side: the cluster's workers, or the local `n_jobs`."
         if self.client is not None: return max(len(self.client.scheduler_info().get('workers', {})), 1)
         return (os.cpu_count() or 1) if self.n_jobs == -1 else max(self.n_jobs, 1)
 
-    def _check_fitted(self):
-        if not hasattr(self, 'model_'): raise NotFittedError("this AssemblyLine is not fitted yet: call fit(df) first")
+# %% ../nbs/75_line.ipynb #03f56acf
+@patch
+def __sklearn_clone__(self:AssemblyLine):
+    "A fresh, unfitted line with the same parameters; the dask client and the echo file are shared, not copied."
+    shared = ('client', 'echo')
+    p = self.get_params(deep=False)
+    return type(self)(**{k: v if k in shared else copy.deepcopy(v) for k, v in p.items()})
 
-    # ---- fit ----------------------------------------------------------------------
-    def fit(self,
-            df:pd.DataFrame,          # the training table (with the `target` column, or without it and `y` given)
-            y=None,                   # the target, when `df` does not hold it (scikit-learn's `fit(X, y)`)
-            budget:Budget|None=None,  # a budget the fit must not outlive (e.g. the CLI's, counted from process start less its saving reserve)
-           )->AssemblyLine:
-        "Run stages 1–7 on the training table `df` within `time_budget` (and within `budget`'s end, if given)."
-        from threadpoolctl import threadpool_limits
-        df = self._with_target(df, y)
-        # One OpenMP/BLAS thread per fit: on a small machine, several busy-waiting OpenMP pools (HistGradientBoosting,
-        # LightGBM) make fits tens of times slower; parallelism comes from fitting folds and trials side by side.
-        with threadpool_limits(limits=1):
-            return self._fit(df, budget)
+# %% ../nbs/75_line.ipynb #8418e7d3
+@patch
+def _with_target(self:AssemblyLine, df, y):
+    "`df` with the target as its `target` column: scikit-learn's tools pass the target apart, as `y`."
+    if y is None: return df
+    if not isinstance(df, pd.DataFrame): raise ConfigError("expected a DataFrame of rows", value=type(df).__name__)
+    if self.target in df.columns:
+        raise ConfigError("the target is given twice: as the column and as y (pass one)", column=self.target)
+    if len(y) != len(df): raise ConfigError("y and the rows differ in length", value=len(y), expected=len(df))
+    return df.assign(**{self.target: np.asarray(y)})
 
-    def _fit(self, df, outer=None):
-        self._check_params()
-        if not isinstance(df, pd.DataFrame): raise ConfigError("fit expects a DataFrame", value=type(df).__name__)
-        t0 = time.monotonic()
-        # The fit ends `time_budget` seconds from now, or earlier where a caller's budget ends first (the CLI's starts
-        # with the process and keeps time for saving). The stages share that time less a reserve for the final holdout
-        # evaluation (predictions + bootstrap). The tuning decision below stays with the nominal `time_budget`.
-        secs = self.time_budget if outer is None else min(self.time_budget, as_budget(outer).remaining)
-        self.fit_seconds_given_ = secs
-        budget = Budget(max(secs - max(3., 0.15*secs), 0.))
-        seed_everything(self.seed)
-        if self.client is None:  # start the fold workers now: they import the library while we clean and screen
-            prewarm(self.n_jobs if self.n_jobs != 1 or self.deterministic else 1)
-        self.stage_times_ = []
-        def stage(name, given, started, note=''):
-            self.stage_times_.append(StageTime(name, given, time.monotonic()-started, note))
-            if self.echo is not None:
-                left = ("deterministic: the budget cuts nothing" if self.deterministic else
-                        f"{max(secs - (time.monotonic()-t0), 0.):.0f} s of the {secs:.0f} s budget left")
-                print(f"[line {time.monotonic()-t0:5.0f} s] {name}: {time.monotonic()-started:.1f} s; {left}", file=self.echo, flush=True)
-        # 1. clean + schema
-        s = time.monotonic()
-        self.data_hash_, self.n_rows_in_ = data_hash(df), len(df)
-        cleaned = clean(df, target=self.target, drop_duplicates=self.drop_duplicates)
-        self.cleaner_, self.cleaning_report_ = cleaned.cleaner, cleaned.report
-        data = cleaned.df
-        self.schema_ = schema = infer_schema(data, target=self.target, roles=self.roles, task=self.task)
-        task = self.task_ = schema.task
-        self.metric_ = metric = get_metric(self.metric, task)
-        if hasattr(metric, 'check_task'): metric.check_task(task)
-        stage('clean + schema', budget.remaining, s)
-        # 2. holdout
-        kind = 'time' if self.time_col else ('group' if self.group_col else ('stratified' if task.is_classification else 'random'))
-        if self.holdout and len(data) >= 50:
-            train, test = holdout_split(data, kind=kind, target=self.target, groups=self.group_col,
-                                        time_col=self.time_col, test_size=self.holdout, seed=self.seed)
-        else: train, test = data, data.iloc[:0]
-        train, test = train.reset_index(drop=True), test.reset_index(drop=True)
-        feats = schema.features
-        X, y = train[feats], train[self.target]
-        self.classes_ = np.asarray(schema.classes) if task.is_classification else None
-        n_folds = self.n_folds or (5 if len(train) <= 20_000 else 3)
-        # The holdout respects time; the CV folds inside the training rows are shuffled (stratified / grouped), so
-        # every training row gets an out-of-fold prediction for the ensemble stage.
-        fkind = 'group' if self.group_col else ('stratified' if task.is_classification else 'random')
-        self.folds_ = folds = cv_folds(train, kind=fkind, n_splits=n_folds, target=self.target, groups=self.group_col,
+@patch
+def fit(self:AssemblyLine,
+        df:pd.DataFrame,          # the training table (with the `target` column, or without it and `y` given)
+        y=None,                   # the target, when `df` does not hold it (scikit-learn's `fit(X, y)`)
+        budget:Budget|None=None,  # a budget the fit must not outlive (e.g. the CLI's, counted from process start less its saving reserve)
+       )->AssemblyLine:
+    "Run stages 1–7 on the training table `df` within `time_budget` (and within `budget`'s end, if given)."
+    df = self._with_target(df, y)
+    with threadpool_limits(limits=1):
+        return self._fit(df, budget)
+
+# %% ../nbs/75_line.ipynb #1f94c17b
+@patch
+def check_fitted(self:AssemblyLine):
+    "Raise `core.NotFittedError` unless the line has been fitted."
+    if not hasattr(self, 'model_'): raise NotFittedError("this AssemblyLine is not fitted yet: call fit(df) first")
+
+@patch
+def __sklearn_is_fitted__(self:AssemblyLine)->bool:
+    "True once `fit` has run (what scikit-learn's `check_is_fitted` asks)."
+    return hasattr(self, 'model_')
+
+# %% ../nbs/75_line.ipynb #ba492c4e
+@dataclass
+class StageTime:
+    "Seconds a stage was given and used."
+    stage: str
+    given: float
+    used: float
+    note: str = ''
+
+@dataclass
+class _Clock:
+    "One fit's time: when it started, the seconds it may take, and the budget its stages share."
+    t0: float
+    secs: float
+    budget: Budget
+
+@patch
+def _start(self:AssemblyLine, outer)->_Clock:
+    "Start the fit's clock, seed everything and start the fold workers."
+    t0 = time.monotonic()
+    # The tuning decision stays with the nominal `time_budget`; everything else plans with `secs`.
+    secs = self.time_budget if outer is None else min(self.time_budget, as_budget(outer).remaining)
+    self.fit_seconds_given_ = secs
+    budget = Budget(max(secs - max(3., 0.15*secs), 0.))
+    seed_everything(self.seed)
+    if self.client is None:  # start the fold workers now: they import the library while we clean and screen
+        prewarm(self.n_jobs if self.n_jobs != 1 or self.deterministic else 1)
+    self.stage_times_ = []
+    return _Clock(t0, secs, budget)
+
+@patch
+def _stage(self:AssemblyLine, clock:_Clock, name:str, given:float, started:float, note:str=''):
+    "Record a finished stage in `stage_times_`; with `echo`, print a line about it."
+    self.stage_times_.append(StageTime(name, given, time.monotonic()-started, note))
+    if self.echo is not None:
+        t0, secs = clock.t0, clock.secs
+        left = ("deterministic: the budget cuts nothing" if self.deterministic else
+                f"{max(secs - (time.monotonic()-t0), 0.):.0f} s of the {secs:.0f} s budget left")
+        print(f"[line {time.monotonic()-t0:5.0f} s] {name}: {time.monotonic()-started:.1f} s; {left}", file=self.echo, flush=True)
+
+# %% ../nbs/75_line.ipynb #12099bc0
+@patch
+def _fit(self:AssemblyLine, df, outer=None):
+    "Stages 1–8 on `df`, within `time_budget` and `outer`'s end."
+    self._check_params()
+    if not isinstance(df, pd.DataFrame): raise ConfigError("fit expects a DataFrame", value=type(df).__name__)
+    clock = self._start(outer)
+    data = self._clean_stage(df, clock)
+    train, test, n_folds = self._holdout(data)
+    X, y = train[self.schema_.features], train[self.target]
+    cands = self._screen_stage(train, clock)
+    will_tune, n_folds = self._train_stage(cands, train, X, y, n_folds, clock)
+    self._tune_stage(cands, X, y, will_tune, clock)
+    self._ensemble_stage(y, clock)
+    self._evaluate_stage(y, test, clock)
+    self._refit_stage(data, n_folds, clock)
+    self.fit_time_ = time.monotonic()-clock.t0
+    return self
+
+# %% ../nbs/75_line.ipynb #73a32cc6
+@patch
+def _clean_stage(self:AssemblyLine, df, clock)->pd.DataFrame:
+    "Stage 1: clean `df`, infer its schema, task and metric; return the cleaned rows."
+    s = time.monotonic()
+    self.data_hash_, self.n_rows_in_ = data_hash(df), len(df)
+    cleaned = clean(df, target=self.target, drop_duplicates=self.drop_duplicates)
+    self.cleaner_, self.cleaning_report_ = cleaned.cleaner, cleaned.report
+    self.schema_ = schema = infer_schema(cleaned.df, target=self.target, roles=self.roles, task=self.task)
+    task = self.task_ = schema.task
+    self.metric_ = metric = get_metric(self.metric, task)
+    if hasattr(metric, 'check_task'): metric.check_task(task)
+    self._stage(clock, 'clean + schema', clock.budget.remaining, s)
+    return cleaned.df
+
+# %% ../nbs/75_line.ipynb #feb943fa
+@patch
+def _holdout(self:AssemblyLine, data)->tuple:
+    "Stage 2: the training rows, the holdout rows and the fold count; the folds go to `folds_`."
+    task = self.task_
+    kind = 'time' if self.time_col else ('group' if self.group_col else ('stratified' if task.is_classification else 'random'))
+    if self.holdout and len(data) >= 50:
+        train, test = holdout_split(data, kind=kind, target=self.target, groups=self.group_col,
+                                    time_col=self.time_col, test_size=self.holdout, seed=self.seed)
+    else: train, test = data, data.iloc[:0]
+    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
+    self.classes_ = np.asarray(self.schema_.classes) if task.is_classification else None
+    n_folds = self.n_folds or (5 if len(train) <= 20_000 else 3)
+    self.folds_ = self._cv_folds(train, n_folds)
+    return train, test, n_folds
+
+@patch
+def _cv_folds(self:AssemblyLine, train, n_folds:int)->list:
+    "`n_folds` shuffled CV folds of the training rows: grouped with `group_col`, else stratified for classification."
+    fkind = 'group' if self.group_col else ('stratified' if self.task_.is_classification else 'random')
+    return cv_folds(train, kind=fkind, n_splits=n_folds, target=self.target, groups=self.group_col, seed=self.seed)
+
+# %% ../nbs/75_line.ipynb #f093d84c
+@patch
+def _screen_stage(self:AssemblyLine, train, clock)->dict:
+    "Stage 3: the candidates in priority order, `{name: Candidate}`; on a big table, screened into `screening_`."
+    avail = zoo(self.task_, include=self.include, exclude=self.exclude, seed=self.seed)
+    order = [n for n in PRIORITY if n in avail] + [n for n in avail if n not in PRIORITY]
+    cands = {n: avail[n] for n in (self.include or order)}
+    self.screening_ = scr = None
+    if len(train) > 2*self.screen_rows:
+        s = time.monotonic(); given = clock.budget.remaining*BUDGET_SHARES['screen']
+        self.screening_ = scr = screen(cands, train[self.schema_.features + [self.target]], self.schema_, metric=self.metric_,
+                                       budget=None if self.deterministic else given, sample=self.screen_rows, n_folds=3,
                                        seed=self.seed)
-        # 3. screen — only on tables larger than the screening sample; on small tables full training is as cheap
-        # as screening, so every candidate goes straight to training in priority order.
-        avail = zoo(task, include=self.include, exclude=self.exclude, seed=self.seed)
-        order = [n for n in PRIORITY if n in avail] + [n for n in avail if n not in PRIORITY]
-        cands = {n: avail[n] for n in (self.include or order)}
-        det = self.deterministic
-        big = len(train) > 2*self.screen_rows
-        self.screening_ = scr = None
-        if big:
-            s = time.monotonic(); given = budget.remaining*BUDGET_SHARES['screen']
-            self.screening_ = scr = screen(cands, train[feats + [self.target]], schema, metric=metric,
-                                           budget=None if det else given, sample=self.screen_rows, n_folds=3, seed=self.seed)
-            stage('screen', given, s, f"kept {scr.kept}")
-        # 4. train. On a big table, screening's fit times scaled to the full rows decide the fold count and the first
-        # candidates; a gradient-boosting model is always among them (boosting needs rows to shine, so a small-sample
-        # screen under-rates it). The remaining candidates follow, best screened first, while the budget lasts.
-        will_tune = self.tune and (det or self.time_budget >= MIN_TUNE_BUDGET)
-        s = time.monotonic(); tb = budget.share(BUDGET_SHARES['train' if will_tune else 'train_no_tune']); given = tb.remaining
-        est = {}
-        if scr is not None:
-            t = scr.table.set_index('model')
-            boost = [n for n in BOOSTERS if n in t.index and t.loc[n, 'folds'] > 0][:1]
-            plan = lambda secs: plan_training(scr, len(train), float('inf') if det else secs, n_jobs=self._n_workers(),
-                                              must_keep=tuple(boost), folds_options=(self.n_folds,) if self.n_folds else (5, 3))
-            first, k, est = plan(given)
-            tunable = [est[m] for m in est if m in SPACES]
-            tune_secs = (budget.remaining - given)*BUDGET_SHARES['tune']*0.65
-            if will_tune and not det and (not tunable or tune_secs < MIN_TRIALS*min(tunable)):
-                # no screened model is cheap enough to tune: training gets the tuning stage's time
-                will_tune = False
-                tb = budget.share(BUDGET_SHARES['train_no_tune']); given = tb.remaining
-                first, k, est = plan(given)
-            rest = [n for n in t.index if n not in first and t.loc[n, 'status'] != 'failed'] if not det else []
-            names = (first or list(cands)[:1]) + rest
-            if k != n_folds:
-                n_folds = k
-                self.folds_ = folds = cv_folds(train, kind=fkind, n_splits=n_folds, target=self.target,
-                                               groups=self.group_col, seed=self.seed)
-        else: names = list(cands)
-        pipes = {n: cands[n].make(schema) for n in names}
-        results = train_candidates(pipes, X, y, folds, task, budget=None if det else tb,
-                                   per_model_budget=None if det else max(given*0.6, 1.), n_jobs=self.n_jobs,
-                                   client=self.client, progress=self.progress, seed=self.seed)
-        done = [n for n, r in results.items() if r.ok]
-        stage('train', given, s, f"{n_folds} folds; complete: {', '.join(done) or 'none'}; " +
-              ', '.join(f"{n}: {r.completed}/{r.n_folds}" for n, r in results.items() if not r.ok))
-        self.results_ = {n: r for n, r in results.items() if r.ok}
-        if not self.results_ and not det:
-            # Nothing finished (a tiny budget, a loaded machine, workers slow to start): a line that returns no model
-            # helps nobody, so one cheap candidate is cross-fitted here in this process, with no pool to start and
-            # no deadline, and the overrun is written in the stage log.
-            s = time.monotonic(); name = self._fallback(results, cands)
-            if name is not None:
-                more = train_candidates({name: cands[name].make(schema)}, X, y, folds, task, budget=None, n_jobs=1,
-                                        seed=self.seed)
-                self.results_ = {n: r for n, r in more.items() if r.ok}
-                stage('fallback', 0., s, f"nothing finished within the budget: cross-fitted {name} without a deadline")
-        if not self.results_:
-            raise BudgetError("no candidate finished its cross-validation within the time budget; give the line more time",
-                              value=self.time_budget, expected="a larger time_budget",
-                              problems=[dict(model=n, status=r.fold_status, error=r.error) for n, r in results.items()])
-        # 5. tune the best family, then cross-fit the tuned pipeline on the same folds
-        ranked = [n for n in self._rank(self.results_, y.to_numpy()) if n in SPACES][:3]
-        self.tuning_ = None
-        if will_tune and ranked and (det or budget.remaining > 10):
-            s = time.monotonic(); tb = budget.share(BUDGET_SHARES['tune']); given = tb.remaining
-            # one trial ≈ one CV of the model; tune the best of the top three whose MIN_TRIALS trials fit the budget
-            cost = {n: self.results_[n].fit_time / max(self._n_workers(), 1) for n in ranked}
-            best = ranked[0] if det else next((n for n in ranked if given*0.65 >= MIN_TRIALS*cost[n]), None)
-            note = (f"skipped: {given:.0f} s buys fewer than {MIN_TRIALS} trials of any of "
-                    + ', '.join(f"{n} ({cost[n]:.1f} s each)" for n in ranked))
-            if best is not None:   # tuning with fewer trials than that is noise
-                pipe = cands[best].make(schema)
-                try:
-                    tr = self.tuning_ = tune(pipe, search_space(best, task=task, estimator=pipe), X, y, task, folds=folds,
-                                             metric=metric, method='tpe', budget=None if det else tb.share(0.65),
-                                             n_trials=DETERMINISTIC_TRIALS if det else None, seed=self.seed, deterministic=det,
-                                             refit=False, n_jobs=self.n_jobs, client=self.client)
-                    tuned = cands[best].make(schema).set_params(**tr.best_params)
-                    r = cross_fit(tuned, X, y, folds, task, budget=None if det else tb, n_jobs=self.n_jobs, client=self.client,
-                                  name=f"{best}_tuned", seed=self.seed)
-                    if r.ok: self.results_[r.name] = r
-                    note = (f"{best}: {len(tr.trials)} trials, best cv {tr.best_score:.4f}; tuned refit "
-                            f"{'done' if r.ok else f'{r.completed}/{r.n_folds} folds (dropped)'}")
-                except BudgetError as e: note = f"no tuning trial finished: {e.message}"
-            stage('tune', given, s, note)
-        # 6. ensemble
-        self.ensemble_ = None
-        if self.ensemble and len(self.results_) > 1:
-            s = time.monotonic()
-            self.ensemble_ = GreedyEnsemble.from_results(self.results_, y.to_numpy(), metric=metric.name, n_iter=25)
-            stage('ensemble', budget.remaining, s, ', '.join(f"{n}×{c}" for n, c in self.ensemble_.counts_.items() if c))
-        # 7. leaderboard and the model that predicts. Each model predicts the holdout once; the ensemble's holdout
-        # scores are the same weighted average of those, so nothing is predicted twice.
+        self._stage(clock, 'screen', given, s, f"kept {scr.kept}")
+    return cands
+
+# %% ../nbs/75_line.ipynb #e2337152
+@patch
+def _plan(self:AssemblyLine, cands, train, will_tune:bool, tb:Budget, given:float, clock)->tuple:
+    "The training plan from screening: (candidate names in order, fold count, tune after?, stage budget, its seconds)."
+    det, budget, scr = self.deterministic, clock.budget, self.screening_
+    t = scr.table.set_index('model')
+    boost = [n for n in BOOSTERS if n in t.index and t.loc[n, 'folds'] > 0][:1]
+    plan = lambda secs: plan_training(scr, len(train), float('inf') if det else secs, n_jobs=self._n_workers(),
+                                      must_keep=tuple(boost), folds_options=(self.n_folds,) if self.n_folds else (5, 3))
+    first, k, est = plan(given)
+    tunable = [est[m] for m in est if m in SPACES]
+    tune_secs = (budget.remaining - given)*BUDGET_SHARES['tune']*0.65
+    if will_tune and not det and (not tunable or tune_secs < MIN_TRIALS*min(tunable)):
+        # no screened model is cheap enough to tune: training gets the tuning stage's time
+        will_tune = False
+        tb = budget.share(BUDGET_SHARES['train_no_tune']); given = tb.remaining
+        first, k, est = plan(given)
+    rest = [n for n in t.index if n not in first and t.loc[n, 'status'] != 'failed'] if not det else []
+    return (first or list(cands)[:1]) + rest, k, will_tune, tb, given
+
+@patch
+def _train_stage(self:AssemblyLine, cands, train, X, y, n_folds:int, clock)->tuple:
+    "Stage 4: cross-fit the candidates into `results_` within the training share; return (tune next?, fold count)."
+    det, budget = self.deterministic, clock.budget
+    will_tune = self.tune and (det or self.time_budget >= MIN_TUNE_BUDGET)
+    s = time.monotonic(); tb = budget.share(BUDGET_SHARES['train' if will_tune else 'train_no_tune']); given = tb.remaining
+    if self.screening_ is not None:
+        names, k, will_tune, tb, given = self._plan(cands, train, will_tune, tb, given, clock)
+        if k != n_folds:
+            n_folds = k
+            self.folds_ = self._cv_folds(train, n_folds)
+    else: names = list(cands)
+    pipes = {n: cands[n].make(self.schema_) for n in names}
+    results = train_candidates(pipes, X, y, self.folds_, self.task_, budget=None if det else tb,
+                               per_model_budget=None if det else max(given*0.6, 1.), n_jobs=self.n_jobs,
+                               client=self.client, progress=self.progress, seed=self.seed)
+    done = [n for n, r in results.items() if r.ok]
+    self._stage(clock, 'train', given, s, f"{n_folds} folds; complete: {', '.join(done) or 'none'}; " +
+                ', '.join(f"{n}: {r.completed}/{r.n_folds}" for n, r in results.items() if not r.ok))
+    self.results_ = {n: r for n, r in results.items() if r.ok}
+    if not self.results_ and not det: self._fallback(results, cands, X, y, clock)
+    if not self.results_:
+        raise BudgetError("no candidate finished its cross-validation within the time budget; give the line more time",
+                          value=self.time_budget, expected="a larger time_budget",
+                          problems=[dict(model=n, status=r.fold_status, error=r.error) for n, r in results.items()])
+    return will_tune, n_folds
+
+# %% ../nbs/75_line.ipynb #68235656
+@patch
+def _fallback(self:AssemblyLine, results, cands, X, y, clock):
+    "Cross-fit one cheap candidate into `results_` without a deadline: `linear` if allowed, else the one furthest along."
+    s = time.monotonic()
+    ok = [n for n in results if n in cands and not results[n].error]
+    name = 'linear' if 'linear' in cands else (max(ok, key=lambda n: results[n].completed) if ok else None)
+    if name is None: return
+    more = train_candidates({name: cands[name].make(self.schema_)}, X, y, self.folds_, self.task_, budget=None, n_jobs=1,
+                            seed=self.seed)
+    self.results_ = {n: r for n, r in more.items() if r.ok}
+    self._stage(clock, 'fallback', 0., s, f"nothing finished within the budget: cross-fitted {name} without a deadline")
+
+# %% ../nbs/75_line.ipynb #9a7d13ed
+@patch
+def _rank(self:AssemblyLine, results, y):
+    "Names of `results`, best CV mean first."
+    sc = {n: cv_scores(r, y, self.metric_).mean for n, r in results.items()}
+    return sorted(sc, key=lambda n: -sc[n] if self.metric_.greater_is_better else sc[n])
+
+@patch
+def _tune_stage(self:AssemblyLine, cands, X, y, will_tune:bool, clock):
+    "Stage 5: tune the best affordable family into `tuning_`, and add its tuned cross-fit to `results_`."
+    det, budget, task, schema = self.deterministic, clock.budget, self.task_, self.schema_
+    ranked = [n for n in self._rank(self.results_, y.to_numpy()) if n in SPACES][:3]
+    self.tuning_ = None
+    if not (will_tune and ranked and (det or budget.remaining > 10)): return
+    s = time.monotonic(); tb = budget.share(BUDGET_SHARES['tune']); given = tb.remaining
+    cost = {n: self.results_[n].fit_time / max(self._n_workers(), 1) for n in ranked}
+    best = ranked[0] if det else next((n for n in ranked if given*0.65 >= MIN_TRIALS*cost[n]), None)
+    note = (f"skipped: {given:.0f} s buys fewer than {MIN_TRIALS} trials of any of "
+            + ', '.join(f"{n} ({cost[n]:.1f} s each)" for n in ranked))
+    if best is not None:
+        pipe = cands[best].make(schema)
+        try:
+            tr = self.tuning_ = tune(pipe, search_space(best, task=task, estimator=pipe), X, y, task, folds=self.folds_,
+                                     metric=self.metric_, method='tpe', budget=None if det else tb.share(0.65),
+                                     n_trials=DETERMINISTIC_TRIALS if det else None, seed=self.seed, deterministic=det,
+                                     refit=False, n_jobs=self.n_jobs, client=self.client)
+            tuned = cands[best].make(schema).set_params(**tr.best_params)
+            r = cross_fit(tuned, X, y, self.folds_, task, budget=None if det else tb, n_jobs=self.n_jobs, client=self.client,
+                          name=f"{best}_tuned", seed=self.seed)
+            if r.ok: self.results_[r.name] = r
+            note = (f"{best}: {len(tr.trials)} trials, best cv {tr.best_score:.4f}; tuned refit "
+                    f"{'done' if r.ok else f'{r.completed}/{r.n_folds} folds (dropped)'}")
+        except BudgetError as e: note = f"no tuning trial finished: {e.message}"
+    self._stage(clock, 'tune', given, s, note)
+
+# %% ../nbs/75_line.ipynb #714d0b42
+@patch
+def _ensemble_stage(self:AssemblyLine, y, clock):
+    "Stage 6: a greedy ensemble of `results_` into `ensemble_` (None with fewer than two results)."
+    self.ensemble_ = None
+    if self.ensemble and len(self.results_) > 1:
         s = time.monotonic()
-        Xh, yh = test[feats], test[self.target].to_numpy()
-        res = dict(self.results_)
-        holdout = {n: r.predict_scores(Xh) for n, r in res.items()} if len(test) else None
-        if self.ensemble_ is not None:
-            ens = self.ensemble_
-            res[ens.name] = ens.to_result()
-            if holdout is not None:
-                w = ens.weights_[ens.weights_ > 0]
-                holdout[ens.name] = sum(float(v)*holdout[n] for n, v in w.items())
-        lb = Leaderboard.from_results(res, y.to_numpy(), metric.name, holdout=holdout,
-                                      y_holdout=yh if len(test) else None, n_boot=300, seed=self.seed, task=task)
-        if self.ensemble_ is not None:
-            lb.loc[lb['model'] == self.ensemble_.name, 'kind'] = 'ensemble'
-        self.leaderboard_ = lb
-        self.best_ = lb.best
-        best_obj = self.ensemble_ if self.best_ == getattr(self.ensemble_, 'name', None) else self.results_[self.best_]
-        self.model_ = WeightedFolds.from_line(best_obj, self.results_)
-        self.holdout_rows_ = len(test)
-        row = lb.set_index('model').loc[self.best_]
-        self.holdout_ci_ = None if not len(test) else ConfidenceInterval(metric.name, float(row['holdout']),
-                                                                         float(row['holdout_low']), float(row['holdout_high']),
-                                                                         n_boot=300, n_rows=len(test))
-        stage('evaluate', budget.remaining, s)
-        # 8. refit the chosen members once on all rows (training + holdout): one model per member instead of one per
-        # fold — faster predictions and more data — when the rest of the budget covers it; else keep the fold models.
-        self.refitted_ = False
-        if self.refit:
-            s = time.monotonic(); left = secs - (s - t0) - 1.
-            note = self._refit(data[feats], data[self.target].to_numpy(), left, n_folds)
-            stage('refit', max(left, 0.), s, note)
-        self.fit_time_ = time.monotonic()-t0
-        return self
+        self.ensemble_ = GreedyEnsemble.from_results(self.results_, y.to_numpy(), metric=self.metric_.name, n_iter=25)
+        self._stage(clock, 'ensemble', clock.budget.remaining, s,
+                    ', '.join(f"{n}×{c}" for n, c in self.ensemble_.counts_.items() if c))
 
-    @staticmethod
-    def _fallback(results, cands)->str|None:
-        "The candidate to cross-fit when none finished: `linear` (the cheapest) if allowed, else the one furthest along."
-        if 'linear' in cands: return 'linear'
-        ok = [n for n in results if n in cands and not results[n].error]
-        return max(ok, key=lambda n: results[n].completed) if ok else None
+# %% ../nbs/75_line.ipynb #cd8ba226
+@patch
+def _evaluate_stage(self:AssemblyLine, y, test, clock):
+    "Stage 7: `leaderboard_`, `best_`, the predictor `model_` and the holdout interval `holdout_ci_`."
+    s = time.monotonic(); metric = self.metric_
+    Xh, yh = test[self.schema_.features], test[self.target].to_numpy()
+    res = dict(self.results_)
+    holdout = {n: r.predict_scores(Xh) for n, r in res.items()} if len(test) else None
+    if self.ensemble_ is not None:
+        ens = self.ensemble_
+        res[ens.name] = ens.to_result()
+        if holdout is not None:
+            w = ens.weights_[ens.weights_ > 0]
+            holdout[ens.name] = sum(float(v)*holdout[n] for n, v in w.items())
+    lb = Leaderboard.from_results(res, y.to_numpy(), metric.name, holdout=holdout,
+                                  y_holdout=yh if len(test) else None, n_boot=300, seed=self.seed, task=self.task_)
+    if self.ensemble_ is not None:
+        lb.loc[lb['model'] == self.ensemble_.name, 'kind'] = 'ensemble'
+    self.leaderboard_ = lb
+    self.best_ = lb.best
+    best_obj = self.ensemble_ if self.best_ == getattr(self.ensemble_, 'name', None) else self.results_[self.best_]
+    self.model_ = WeightedFolds.from_line(best_obj, self.results_)
+    self.holdout_rows_ = len(test)
+    row = lb.set_index('model').loc[self.best_]
+    self.holdout_ci_ = None if not len(test) else ConfidenceInterval(metric.name, float(row['holdout']),
+                                                                     float(row['holdout_low']), float(row['holdout_high']),
+                                                                     n_boot=300, n_rows=len(test))
+    self._stage(clock, 'evaluate', clock.budget.remaining, s)
 
-    def _refit(self, X, y, seconds, n_folds)->str:
-        "Refit the predictor's members on all rows within `seconds` (or not at all); return a note."
-        from joblib.externals.loky import wait
-        end = time.monotonic() + seconds
-        from assembly_line.training import fit_fold, _pool
-        wf, det = self.model_, self.deterministic
-        names = wf.names or []
-        workers = min(self._n_workers(), len(names)) or 1
-        cost = sum(self.results_[n].fit_time/max(self.results_[n].completed, 1) for n in names)*n_folds/(n_folds-1)/workers
-        if not det and cost*1.5 > seconds:
-            return f"kept fold models: a refit needs ~{cost:.1f} s, {max(seconds, 0):.1f} s left"
-        valid = np.arange(min(len(y), 5))
-        args = [(self.results_[n].estimator, X, y, np.arange(len(y)), valid, self.task_, self.classes_, None, self.seed)
-                for n in names]
-        if workers == 1 and (det or self.client is not None):
-            outs = [fit_fold(*a) for a in args]
-        else:
-            # Outside deterministic mode, the pool training used: asked for another size (or thread count), loky shuts
-            # the old pool down and waits for whatever still runs there, with no deadline. The wait ends at the
-            # refit's deadline, pool start and argument transfer included; then the fold models are kept.
-            ex = _pool(workers if det else self._n_workers())
-            futs = [ex.submit(fit_fold, *a) for a in args]
-            done = wait(futs, timeout=None if det else max(end - time.monotonic(), 0.))[0]
-            if len(done) < len(futs):
-                ex.shutdown(wait=False, kill_workers=True)
-                return f"kept fold models: the refit did not finish in {seconds:.1f} s"
-            outs = [f.result() for f in futs]
-        bad = [o['error'] for o in outs if not o['ok']]
-        if bad: return f"kept fold models: a refit failed ({bad[0]})"
-        self.model_ = WeightedFolds([[o['model']] for o in outs], wf.weights, wf.task, wf.classes, names)
-        self.refitted_ = True
-        return f"refitted {', '.join(names)} on {len(y):,} rows"
+# %% ../nbs/75_line.ipynb #bc5588b9
+@patch
+def _refit_stage(self:AssemblyLine, data, n_folds:int, clock):
+    "Stage 8: refit the predictor's members on all of `data` when the time left allows (`refitted_`)."
+    self.refitted_ = False
+    if self.refit:
+        s = time.monotonic(); left = clock.secs - (s - clock.t0) - 1.
+        wf, note = refit_members(self.model_, self.results_, data[self.schema_.features], data[self.target].to_numpy(),
+                                 self.task_, self.classes_, seconds=left, n_folds=n_folds, n_workers=self._n_workers(),
+                                 in_process=self.deterministic or self.client is not None,
+                                 deterministic=self.deterministic, seed=self.seed)
+        if wf is not None: self.model_, self.refitted_ = wf, True
+        self._stage(clock, 'refit', max(left, 0.), s, note)
 
-    def _rank(self, results, y):
-        "Names of `results`, best CV mean first."
-        from assembly_line.evaluation import cv_scores
-        sc = {n: cv_scores(r, y, self.metric_).mean for n, r in results.items()}
-        return sorted(sc, key=lambda n: -sc[n] if self.metric_.greater_is_better else sc[n])
+# %% ../nbs/75_line.ipynb #0b1b2a72
+@patch
+def prepare(self:AssemblyLine, df:pd.DataFrame, mode:str='lenient')->pd.DataFrame:
+    "New rows cleaned, validated and coerced exactly as the training rows were: the model's input."
+    self.check_fitted()
+    if not isinstance(df, pd.DataFrame): raise ConfigError("expected a DataFrame of new rows", value=type(df).__name__)
+    if len(df) == 0: raise DataError("no rows to predict", expected="at least one row")
+    cleaned = self.cleaner_.transform(df)
+    X = self.schema_.coerce(cleaned, mode=mode)
+    return X if X.columns.tolist() == self.schema_.features else X[self.schema_.features]
 
-    # ---- predict -------------------------------------------------------------------
-    def prepare(self, df:pd.DataFrame, mode:str='lenient')->pd.DataFrame:
-        "New rows cleaned, validated and coerced exactly as the training rows were: the model's input."
-        self._check_fitted()
-        if not isinstance(df, pd.DataFrame): raise ConfigError("expected a DataFrame of new rows", value=type(df).__name__)
-        if len(df) == 0: raise DataError("no rows to predict", expected="at least one row")
-        cleaned = self.cleaner_.transform(df)
-        X = self.schema_.coerce(cleaned, mode=mode)
-        return X if X.columns.tolist() == self.schema_.features else X[self.schema_.features]
+# %% ../nbs/75_line.ipynb #d4636710
+@patch
+def predict_scores(self:AssemblyLine, df:pd.DataFrame)->np.ndarray:
+    "Uniform model output for new rows: class probabilities (n, n_classes) or predictions (n,)."
+    X = self.prepare(df)
+    return self.model_.predict_scores(X)
 
-    def predict_scores(self, df:pd.DataFrame)->np.ndarray:
-        "Uniform model output for new rows: class probabilities (n, n_classes) or predictions (n,)."
-        X = self.prepare(df)
-        return self.model_.predict_scores(X)
+@patch
+def predict_proba(self:AssemblyLine, df:pd.DataFrame)->pd.DataFrame:
+    "Class probabilities of new rows: a DataFrame with one column per class label."
+    self.check_fitted()
+    if not self.task_.is_classification: raise ConfigError("predict_proba needs a classification line", value=str(self.task_))
+    return pd.DataFrame(self.predict_scores(df), columns=list(self.classes_), index=df.index)
 
-    def predict_proba(self, df:pd.DataFrame)->pd.DataFrame:
-        "Class probabilities of new rows: a DataFrame with one column per class label."
-        self._check_fitted()
-        if not self.task_.is_classification: raise ConfigError("predict_proba needs a classification line", value=str(self.task_))
-        return pd.DataFrame(self.predict_scores(df), columns=list(self.classes_), index=df.index)
+@patch
+def predict(self:AssemblyLine, df:pd.DataFrame)->pd.Series:
+    "Predicted labels (classification) or values (regression) of new rows."
+    s = self.predict_scores(df)
+    out = labels_from_scores(s, self.classes_) if self.task_.is_classification else s
+    return pd.Series(out, index=df.index, name=self.target)
 
-    def predict(self, df:pd.DataFrame)->pd.Series:
-        "Predicted labels (classification) or values (regression) of new rows."
-        s = self.predict_scores(df)
-        out = labels_from_scores(s, self.classes_) if self.task_.is_classification else s
-        return pd.Series(out, index=df.index, name=self.target)
+# %% ../nbs/75_line.ipynb #3af323df
+@patch
+def target_of(self:AssemblyLine, df:pd.DataFrame)->pd.Series:
+    "The target of labelled rows, cleaned as at training time (e.g. ' >50K' → '>50K')."
+    self.check_fitted()
+    if self.target not in df.columns: raise DataError("the rows have no target column", column=self.target)
+    return self.cleaner_.transform(df[[self.target]])[self.target]
 
-    def target_of(self, df:pd.DataFrame)->pd.Series:
-        "The target of labelled rows, cleaned as at training time (e.g. ' >50K' → '>50K')."
-        self._check_fitted()
-        if self.target not in df.columns: raise DataError("the rows have no target column", column=self.target)
-        return self.cleaner_.transform(df[[self.target]])[self.target]
+@patch
+def score(self:AssemblyLine, df:pd.DataFrame, y=None)->float:
+    "The line's metric on labelled rows `df` (or on `df` and its target `y`)."
+    df = self._with_target(df, y)
+    y = self.target_of(df)
+    return self.metric_(y.to_numpy(), self.predict_scores(df), self.classes_)
 
-    def score(self, df:pd.DataFrame, y=None)->float:
-        "The line's metric on labelled rows `df` (or on `df` and its target `y`)."
-        df = self._with_target(df, y)
-        y = self.target_of(df)
-        return self.metric_(y.to_numpy(), self.predict_scores(df), self.classes_)
+# %% ../nbs/75_line.ipynb #88277ece
+AssemblyLine._TRANSIENT = ('results_', 'screening_', 'tuning_', 'ensemble_', 'folds_', 'client', 'echo')
 
-    # ---- state: what a saved line keeps ---------------------------------------------------
-    _TRANSIENT = ('results_', 'screening_', 'tuning_', 'ensemble_', 'folds_', 'client', 'echo')
-    def __getstate__(self):
-        "Picklable, skops-safe state: prediction and reports only (no DataFrames, no training results)."
-        st = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
-        if 'schema_' in st: st['schema_'] = st['schema_'].to_json()
-        if 'metric_' in st: st['metric_'] = st['metric_'].name
-        if 'task_' in st: st['task_'] = st['task_'].value
-        if 'leaderboard_' in st:
-            lb = st['leaderboard_']
-            st['leaderboard_'] = dict(rows=json.loads(pd.DataFrame(lb).to_json(orient='records')), metric=lb.metric_name)
-        if st.get('holdout_ci_') is not None:
-            st['holdout_ci_'] = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in asdict(st['holdout_ci_']).items()}
-        if 'stage_times_' in st: st['stage_times_'] = [vars(t) for t in st['stage_times_']]
-        if 'cleaning_report_' in st: st['cleaning_report_'] = json.dumps(st['cleaning_report_'].to_dict(), default=str)
-        return st
+@patch
+def __getstate__(self:AssemblyLine):
+    "Picklable, skops-safe state: prediction and reports only (no DataFrames, no training results)."
+    st = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+    if 'schema_' in st: st['schema_'] = st['schema_'].to_json()
+    if 'metric_' in st: st['metric_'] = st['metric_'].name
+    if 'task_' in st: st['task_'] = st['task_'].value
+    if 'leaderboard_' in st:
+        lb = st['leaderboard_']
+        st['leaderboard_'] = dict(rows=json.loads(pd.DataFrame(lb).to_json(orient='records')), metric=lb.metric_name)
+    if st.get('holdout_ci_') is not None:
+        st['holdout_ci_'] = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in asdict(st['holdout_ci_']).items()}
+    if 'stage_times_' in st: st['stage_times_'] = [vars(t) for t in st['stage_times_']]
+    if 'cleaning_report_' in st: st['cleaning_report_'] = json.dumps(st['cleaning_report_'].to_dict(), default=str)
+    return st
 
-    def __setstate__(self, st):
-        from assembly_line.clean import CleaningReport, CleaningStep
-        from assembly_line.evaluation import ConfidenceInterval
-        st = dict(st)
-        if 'schema_' in st: st['schema_'] = Schema.from_json(st['schema_'])
-        if 'metric_' in st: st['metric_'] = get_metric(st['metric_'])
-        if 'task_' in st: st['task_'] = TaskKind(st['task_'])
-        if 'leaderboard_' in st:
-            lb = st['leaderboard_']; st['leaderboard_'] = Leaderboard.from_rows(lb['rows'], lb['metric'])
-        if st.get('holdout_ci_') is not None:
-            st['holdout_ci_'] = ConfidenceInterval(**{k: v for k, v in st['holdout_ci_'].items()
-                                                      if k in ConfidenceInterval.__dataclass_fields__})
-        if 'stage_times_' in st: st['stage_times_'] = [StageTime(**t) for t in st['stage_times_']]
-        if 'cleaning_report_' in st:
-            d = json.loads(st['cleaning_report_'])
-            st['cleaning_report_'] = CleaningReport([CleaningStep(**x) for x in d['steps']], d['rows_in'], d['rows_out'])
-        self.__dict__.update(st); self.client = self.echo = None
+@patch
+def __setstate__(self:AssemblyLine, st):
+    "Rebuild the line from `__getstate__`'s plain data; a loaded line has no client and prints nothing."
+    st = dict(st)
+    if 'schema_' in st: st['schema_'] = Schema.from_json(st['schema_'])
+    if 'metric_' in st: st['metric_'] = get_metric(st['metric_'])
+    if 'task_' in st: st['task_'] = TaskKind(st['task_'])
+    if 'leaderboard_' in st:
+        lb = st['leaderboard_']; st['leaderboard_'] = Leaderboard.from_rows(lb['rows'], lb['metric'])
+    if st.get('holdout_ci_') is not None:
+        st['holdout_ci_'] = ConfidenceInterval(**{k: v for k, v in st['holdout_ci_'].items()
+                                                  if k in ConfidenceInterval.__dataclass_fields__})
+    if 'stage_times_' in st: st['stage_times_'] = [StageTime(**t) for t in st['stage_times_']]
+    if 'cleaning_report_' in st:
+        d = json.loads(st['cleaning_report_'])
+        st['cleaning_report_'] = CleaningReport([CleaningStep(**x) for x in d['steps']], d['rows_in'], d['rows_out'])
+    self.__dict__.update(st); self.client = self.echo = None
 
-    # ---- reporting -------------------------------------------------------------------
-    @property
-    def leaderboard(self)->Leaderboard:
-        "Every model and ensemble the line trained, ranked."
-        self._check_fitted(); return self.leaderboard_
+# %% ../nbs/75_line.ipynb #fae96320
+@patch(as_prop=True)
+def leaderboard(self:AssemblyLine)->Leaderboard:
+    "Every model and ensemble the line trained, ranked."
+    self.check_fitted(); return self.leaderboard_
 
-    def summary(self)->dict:
-        "The fit in numbers: task, metric, best model, holdout score, time per stage."
-        self._check_fitted()
-        ci = self.holdout_ci_
-        return dict(target=self.target, task=str(self.task_), metric=self.metric_.name, rows=self.n_rows_in_,
-                    features=len(self.schema_.features), best=self.best_,
-                    holdout=None if ci is None else dict(estimate=ci.estimate, low=ci.low, high=ci.high, rows=self.holdout_rows_),
-                    fit_seconds=round(self.fit_time_, 2), time_budget=self.time_budget,
-                    stages=[dict(stage=s.stage, given=round(min(s.given, 1e9), 2), used=round(s.used, 2), note=s.note) for s in self.stage_times_])
+@patch
+def summary(self:AssemblyLine)->dict:
+    "The fit in numbers: task, metric, best model, holdout score, time per stage."
+    self.check_fitted()
+    ci = self.holdout_ci_
+    return dict(target=self.target, task=str(self.task_), metric=self.metric_.name, rows=self.n_rows_in_,
+                features=len(self.schema_.features), best=self.best_,
+                holdout=None if ci is None else dict(estimate=ci.estimate, low=ci.low, high=ci.high, rows=self.holdout_rows_),
+                fit_seconds=round(self.fit_time_, 2), time_budget=self.time_budget,
+                stages=[dict(stage=s.stage, given=round(min(s.given, 1e9), 2), used=round(s.used, 2), note=s.note) for s in self.stage_times_])
 
-    def _with_target(self, df, y):
-        "`df` with the target as its `target` column: scikit-learn's tools pass the target apart, as `y`."
-        if y is None: return df
-        if not isinstance(df, pd.DataFrame): raise ConfigError("expected a DataFrame of rows", value=type(df).__name__)
-        if self.target in df.columns:
-            raise ConfigError("the target is given twice: as the column and as y (pass one)", column=self.target)
-        if len(y) != len(df): raise ConfigError("y and the rows differ in length", value=len(y), expected=len(df))
-        return df.assign(**{self.target: np.asarray(y)})
+@patch
+def _repr_mimebundle_(self:AssemblyLine, **kw):
+    "The markdown summary in notebooks, not scikit-learn's estimator diagram."
+    return {'text/plain': repr(self), 'text/markdown': self._repr_markdown_()}
 
-    def __sklearn_clone__(self):
-        "A fresh, unfitted line with the same parameters; the dask client and the echo file are shared, not copied."
-        shared = ('client', 'echo')
-        p = self.get_params(deep=False)
-        return type(self)(**{k: v if k in shared else copy.deepcopy(v) for k, v in p.items()})
-
-    def _repr_mimebundle_(self, **kw):   # the markdown summary in notebooks, not scikit-learn's estimator diagram
-        return {'text/plain': repr(self), 'text/markdown': self._repr_markdown_()}
-
-    def _repr_markdown_(self):
-        if not hasattr(self, 'model_'): return f"**AssemblyLine** (not fitted): target `{self.target}`, budget {self.time_budget} s"
-        s = self.summary(); ci = self.holdout_ci_
-        ho = f"; holdout {s['metric']} {ci.estimate:.4f} [{ci.low:.4f}, {ci.high:.4f}] on {self.holdout_rows_:,} rows" if ci else ''
-        st = pd.DataFrame(s['stages']).to_markdown(index=False, floatfmt='.2f')
-        return (f"**AssemblyLine** → `{self.target}` ({s['task']}), best **{self.best_}**{ho}; "
-                f"fitted in {s['fit_seconds']:.1f} s of {self.time_budget} s\n\n" + st + "\n\n" + self.leaderboard_._repr_markdown_())
+@patch
+def _repr_markdown_(self:AssemblyLine):
+    "The fit as markdown: best model, holdout interval, stage times and leaderboard."
+    if not hasattr(self, 'model_'): return f"**AssemblyLine** (not fitted): target `{self.target}`, budget {self.time_budget} s"
+    s = self.summary(); ci = self.holdout_ci_
+    ho = f"; holdout {s['metric']} {ci.estimate:.4f} [{ci.low:.4f}, {ci.high:.4f}] on {self.holdout_rows_:,} rows" if ci else ''
+    st = pd.DataFrame(s['stages']).to_markdown(index=False, floatfmt='.2f')
+    return (f"**AssemblyLine** → `{self.target}` ({s['task']}), best **{self.best_}**{ho}; "
+            f"fitted in {s['fit_seconds']:.1f} s of {self.time_budget} s\n\n" + st + "\n\n" + self.leaderboard_._repr_markdown_())
 
 # %% ../nbs/75_line.ipynb #14a0288b
 @patch_to(AssemblyLine)
 def save(self, path, overwrite:bool=False)->Path:
     "Write the fitted line as a bundle folder (skops model, schema, leaderboard, summary, manifest, run.json); return its path."
-    self._check_fitted()
+    self.check_fitted()
     return save_bundle(self, path, overwrite=overwrite)
 
 @patch_to(AssemblyLine, cls_method=True)

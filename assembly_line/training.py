@@ -13,8 +13,8 @@ from .core import TaskKind, Budget, ConfigError, DataError, TargetError, NotFitt
 from .metrics import model_scores
 
 # %% auto #0
-__all__ = ['FOLD_STATES', 'as_task', 'check_xy', 'make_folds', 'CVResult', 'fit_fold', 'prewarm', 'as_budget', 'cross_fit',
-           'train_candidates']
+__all__ = ['FOLD_STATES', 'as_task', 'check_xy', 'make_folds', 'CVResult', 'aligned_scores', 'fit_fold', 'worker_pool', 'prewarm',
+           'as_budget', 'cross_fit', 'train_candidates']
 
 # %% ../nbs/40_training.ipynb #3597afa4
 def as_task(task)->TaskKind:
@@ -155,7 +155,7 @@ class CVResult:
         if not models: raise NotFittedError(f"{self.name}: no fold finished, so there is no model to predict with",
                                             value=self.fold_status, expected="at least one finished fold")
         if len(X) == 0: raise DataError("no rows to predict", value=getattr(X, 'shape', None), expected="at least one row")
-        return np.mean([_aligned_scores(m, X, self.task, self.classes) for m in models], axis=0)
+        return np.mean([aligned_scores(m, X, self.task, self.classes) for m in models], axis=0)
 
     def _repr_markdown_(self)->str:
         state = ('complete' if self.ok else f"**{self.completed} of {self.n_folds} folds**") + \
@@ -171,7 +171,12 @@ def _simple_params(est)->dict:
     except Exception: return {}
     return {k: v for k, v in ps.items() if v is None or isinstance(v, (bool, int, float, str))}
 
-def _aligned_scores(model, X, task, classes)->np.ndarray:
+# %% ../nbs/40_training.ipynb #fdcca2d2
+def aligned_scores(model, # a fitted estimator or Pipeline
+                   X, # rows to score
+                   task:TaskKind, # the task the scores are for
+                   classes:np.ndarray|None, # all the target's classes (sorted), None for regression
+                  )->np.ndarray:
     "Uniform scores of `model` on `X`; a classifier that never saw some classes gets zero-probability columns for them."
     if not task.is_classification: return model_scores(model, X, task)
     mc = np.asarray(getattr(model, 'classes_', classes))
@@ -212,7 +217,7 @@ def fit_fold(estimator, # an unfitted sklearn estimator or Pipeline (cloned, nev
         t0 = time.perf_counter()
         model.fit(Xt, y[train_idx], **_fold_params(fit_params, len(y), train_idx))
         t1 = time.perf_counter()
-        scores = _aligned_scores(model, Xv, task, classes)
+        scores = aligned_scores(model, Xv, task, classes)
         t2 = time.perf_counter()
         return dict(ok=True, model=model, scores=scores, fit_s=t1-t0, predict_s=t2-t1, n_valid=len(valid_idx))
     except Exception as e:
@@ -242,7 +247,7 @@ class _Loky:
     def __init__(self, n_jobs:int):
         self.slots, self._ex = n_jobs, None
     def _executor(self):
-        if self._ex is None: self._ex = _pool(self.slots)
+        if self._ex is None: self._ex = worker_pool(self.slots)
         return self._ex
     def submit(self, fn, *args): return self._executor().submit(fn, *args)
     def wait(self, futures, timeout):
@@ -258,7 +263,8 @@ class _Loky:
         if self._ex is not None: self._ex.shutdown(wait=False, kill_workers=True); self._ex = None
     def close(self): self._ex = None   # the pool is reusable: idle workers stay warm for the next model or call
 
-def _pool(n_jobs:int):
+def worker_pool(n_jobs:int, # worker processes
+               ):
     "loky's reusable process pool with `n_jobs` workers, each limited to its share of the cores' threads."
     from joblib.externals.loky import get_reusable_executor, cpu_count
     threads = str(max(1, cpu_count() // n_jobs))
@@ -270,7 +276,7 @@ def prewarm(n_jobs:int=-1)->list:
     "Start the worker pool and import the library in it in the background (returns the futures; does not wait)."
     n = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     if n < 1: return []
-    ex = _pool(n)
+    ex = worker_pool(n)
     return [ex.submit(_warm_worker) for _ in range(n)]
 
 class _Dask:

@@ -159,14 +159,16 @@ def test_deterministic_mode_same_models_and_bundle_hash(tmp_path):
 def test_a_callers_budget_caps_every_stage_and_the_refit_falls_back_at_its_deadline():
     "`fit(df, budget=...)`: the earlier end wins; a refit with no time left keeps the fold models instead of running over."
     from assembly_line.core import Budget
+    from assembly_line.predictor import refit_members
     df = load_example('penguins')
     line = AssemblyLine('species', time_budget=60, include=['linear', 'random_forest'], n_jobs=1, tune=False, seed=0)
     line.fit(df, budget=Budget(20))
     assert line.fit_seconds_given_ <= 20
     assert all(st.given <= 20 for st in line.stage_times_), line.stage_times_
     model = line.model_
-    note = line._refit(line.prepare(df), line.target_of(df).to_numpy(), 0., len(line.folds_))
-    assert note.startswith('kept fold models'), note
+    wf, note = refit_members(model, line.results_, line.prepare(df), line.target_of(df).to_numpy(), line.task_,
+                             line.classes_, seconds=0., n_folds=len(line.folds_))
+    assert wf is None and note.startswith('kept fold models'), note
     assert line.model_ is model                           # the predictor is untouched
 
 def test_line_is_a_scikit_learn_estimator(tmp_path):
