@@ -4,14 +4,14 @@
 
 # %% ../nbs/75_line.ipynb #145f2409
 from __future__ import annotations
-import time, json, warnings, copy, os
-from dataclasses import dataclass, field, asdict
+import time, json, copy, os
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch, patch_to
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
-from .core import (TaskKind, Budget, ConfigError, DataError, NotFittedError, BudgetError, SchemaError,
+from .core import (TaskKind, Budget, ConfigError, DataError, NotFittedError, BudgetError,
                                 seed_everything, data_hash)
 from .data import holdout_split, cv_folds
 from .schema import infer_schema, Schema
@@ -25,7 +25,7 @@ from .spaces import search_space, SPACES
 from .tuning import tune
 from .ensembles import GreedyEnsemble
 from .predictor import WeightedFolds, refit_members
-from .plan import BUDGET_SHARES, MIN_TUNE_BUDGET, MIN_TRIALS, DETERMINISTIC_TRIALS, PRIORITY, BOOSTERS, plan_training
+from .plan import BUDGET_SHARES, MIN_TUNE_BUDGET, MIN_TRIALS, DETERMINISTIC_TRIALS, PRIORITY, training_plan
 from .bundle import save_bundle, load_bundle
 
 # %% auto #0
@@ -231,32 +231,14 @@ def _screen_stage(self:AssemblyLine, train, clock)->dict:
 
 # %% ../nbs/75_line.ipynb #e2337152
 @patch
-def _plan(self:AssemblyLine, cands, train, will_tune:bool, tb:Budget, given:float, clock)->tuple:
-    "The training plan from screening: (candidate names in order, fold count, tune after?, stage budget, its seconds)."
-    det, budget, scr = self.deterministic, clock.budget, self.screening_
-    t = scr.table.set_index('model')
-    boost = [n for n in BOOSTERS if n in t.index and t.loc[n, 'folds'] > 0][:1]
-    plan = lambda secs: plan_training(scr, len(train), float('inf') if det else secs, n_jobs=self._n_workers(),
-                                      must_keep=tuple(boost), folds_options=(self.n_folds,) if self.n_folds else (5, 3))
-    first, k, est = plan(given)
-    tunable = [est[m] for m in est if m in SPACES]
-    tune_secs = (budget.remaining - given)*BUDGET_SHARES['tune']*0.65
-    if will_tune and not det and (not tunable or tune_secs < MIN_TRIALS*min(tunable)):
-        # no screened model is cheap enough to tune: training gets the tuning stage's time
-        will_tune = False
-        tb = budget.share(BUDGET_SHARES['train_no_tune']); given = tb.remaining
-        first, k, est = plan(given)
-    rest = [n for n in t.index if n not in first and t.loc[n, 'status'] != 'failed'] if not det else []
-    return (first or list(cands)[:1]) + rest, k, will_tune, tb, given
-
-@patch
 def _train_stage(self:AssemblyLine, cands, train, X, y, n_folds:int, clock)->tuple:
     "Stage 4: cross-fit the candidates into `results_` within the training share; return (tune next?, fold count)."
     det, budget = self.deterministic, clock.budget
     will_tune = self.tune and (det or self.time_budget >= MIN_TUNE_BUDGET)
     s = time.monotonic(); tb = budget.share(BUDGET_SHARES['train' if will_tune else 'train_no_tune']); given = tb.remaining
     if self.screening_ is not None:
-        names, k, will_tune, tb, given = self._plan(cands, train, will_tune, tb, given, clock)
+        names, k, will_tune, tb, given = training_plan(self.screening_, len(train), budget, tb, will_tune, det, self._n_workers(),
+                                                       self.n_folds, fallback=list(cands))
         if k != n_folds:
             n_folds = k
             self.folds_ = self._cv_folds(train, n_folds)

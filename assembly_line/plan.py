@@ -4,9 +4,11 @@
 
 # %% ../nbs/73_plan.ipynb #7e6ee4a4
 from __future__ import annotations
+from .spaces import SPACES
 
 # %% auto #0
-__all__ = ['BUDGET_SHARES', 'MIN_TUNE_BUDGET', 'MIN_TRIALS', 'DETERMINISTIC_TRIALS', 'PRIORITY', 'BOOSTERS', 'plan_training']
+__all__ = ['BUDGET_SHARES', 'MIN_TUNE_BUDGET', 'MIN_TRIALS', 'DETERMINISTIC_TRIALS', 'PRIORITY', 'BOOSTERS', 'plan_training',
+           'training_plan']
 
 # %% ../nbs/73_plan.ipynb #8968c1a5
 BUDGET_SHARES = dict(screen=0.2, train=0.55, train_no_tune=0.75, tune=0.8)   # of the time left at each stage
@@ -37,3 +39,30 @@ def plan_training(screening, # a `selection.ScreeningResult`
             if total + est(m, k) <= seconds or (not chosen): chosen.append(m); total += est(m, k)
         if len(chosen) == len(names) or k == folds_options[-1]:
             return chosen, k, {m: round(est(m, k), 1) for m in names}
+
+# %% ../nbs/73_plan.ipynb #b74ddf84
+def training_plan(screening, # a `screening.ScreeningResult`
+                  n_train:int, # rows of the full training split
+                  budget, # the fit's `core.Budget` (what is left of it now)
+                  stage, # the training stage's share of it, a `core.Budget`
+                  will_tune:bool, # tuning is planned after training
+                  deterministic:bool=False, # decide by counts, not the clock
+                  n_jobs:int=1, # fits side by side
+                  n_folds:int|None=None, # a fold count the caller fixed (else five, or three if five do not fit)
+                  fallback:list=(), # trained first when screening timed none of its kept candidates
+                 )->tuple[list, int, bool, object, float]:
+    "What the training stage trains: (candidates in order, fold count, tune after?, the stage's budget, its seconds)."
+    t = screening.table.set_index('model')
+    boost = [n for n in BOOSTERS if n in t.index and t.loc[n, 'folds'] > 0][:1]
+    plan = lambda secs: plan_training(screening, n_train, float('inf') if deterministic else secs, n_jobs=n_jobs,
+                                      must_keep=tuple(boost), folds_options=(n_folds,) if n_folds else (5, 3))
+    given = stage.remaining
+    first, k, est = plan(given)
+    tunable = [est[m] for m in est if m in SPACES]
+    tune_secs = (budget.remaining - given)*BUDGET_SHARES['tune']*0.65
+    if will_tune and not deterministic and (not tunable or tune_secs < MIN_TRIALS*min(tunable)):
+        will_tune, stage = False, budget.share(BUDGET_SHARES['train_no_tune'])   # training gets the tuning stage's time
+        given = stage.remaining
+        first, k, est = plan(given)
+    rest = [n for n in t.index if n not in first and t.loc[n, 'status'] != 'failed'] if not deterministic else []
+    return (first or list(fallback)[:1]) + rest, k, will_tune, stage, given
