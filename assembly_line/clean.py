@@ -51,6 +51,7 @@ class CleanResult:
     def __iter__(self): return iter((self.df, self.report))
     def _repr_markdown_(self): return self.report._repr_markdown_()
 
+# %% ../nbs/14_clean.ipynb #24e72e45
 class Cleaner:
     "Row-preserving cleaning rules learned on training rows and applied the same way to new data."
     def __init__(self,
@@ -139,6 +140,7 @@ class Cleaner:
         return self.apply(df).df
     def fit_transform(self, df:pd.DataFrame, target:str|None=None)->pd.DataFrame: return self.fit(df, target).transform(df)
 
+# %% ../nbs/14_clean.ipynb #6a9ca186
 def _kept_words(df:pd.DataFrame, cleaner:Cleaner)->dict:
     "Text columns where a `typed_na` word ('none', 'unknown', ...) was kept as a value: column → (cells, words)."
     typed, out = cleaner._markers()[1], {}

@@ -49,6 +49,7 @@ def sorted_values(vals, # values of one column, e.g. its distinct values
     try: return sorted(vals)
     except TypeError: return sorted(vals, key=lambda v: (type(v).__name__, str(v)))
 
+# %% ../nbs/10_data.ipynb #be86b309
 def clean_text(s:pd.Series, # a column
                na:frozenset=_NA_SET, # strings (stripped, as written) that mean missing
                typed:frozenset=frozenset(), # strings (stripped, lower case) that mean missing too: give them only for a numbers or dates column
@@ -101,6 +102,7 @@ def strip_text(s:pd.Series, # a text column
     "The column with whitespace stripped and missing markers (`NA_VALUES`, and `TYPED_NA` when `typed`) made missing."
     return clean_text(s, _NA_SET, _TYPED_SET if typed else frozenset())[0]
 
+# %% ../nbs/10_data.ipynb #ec946e11
 def parse_distinct_numbers(u:pd.Series, # distinct values, usually strings, as an object series
                           )->pd.Series:
     "`parse_numbers` on values that are already distinct: each is parsed as it stands, with no `pd.factorize` first."
@@ -146,6 +148,7 @@ def parse_dates(s:pd.Series, # dates written as text (or a datetime column, retu
     if pd.api.types.is_datetime64_any_dtype(s): return s
     return pd.to_datetime(s, errors='coerce', format=fmt or 'mixed')
 
+# %% ../nbs/10_data.ipynb #ebb762a1
 def _unmarked(v:pd.Series, typed=_TYPED_SET)->pd.Series:
     "The distinct present values of a text column, as text, without the `typed` markers: what decides whether it is numbers or dates."
     u = pd.Series(pd.unique(v.dropna().astype(str)), dtype=object)
@@ -225,6 +228,7 @@ def _read_text_table(path:Path, sample:bytes, is_gz:bool, **kw)->pd.DataFrame:
         raise DataError("the file has no header line", file=str(path))
     return df
 
+# %% ../nbs/10_data.ipynb #250c8b44
 def _read_sql(url:str, table:str|None, query:str|None, **kw)->pd.DataFrame:
     import sqlalchemy as sa
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError

@@ -47,6 +47,7 @@ def new_request_ids(n:int)->list[str]:
     h = a.tobytes().hex()
     return [h[j:j+32] for j in range(0, 32*n, 32)]
 
+# %% ../nbs/04_logs.ipynb #f755f45a
 class _LazyIds:
     "`next()` gives new request ids, made `n` at a time on first use (most logged rows bring their own)."
     def __init__(self, n:int): self.n, self.it = n, None
@@ -84,6 +85,7 @@ def prediction_rows(rows:list, # dicts with model, version, inputs, outputs and 
                         latency_ms=None if lat is None else float(lat)))
     return out
 
+# %% ../nbs/04_logs.ipynb #8f2307e2
 def _chunks(xs, n=500):
     xs = list(xs)
     for i in range(0, len(xs), n): yield xs[i:i+n]
@@ -118,6 +120,7 @@ def _multi_insert(n:int)->str:
     row = f"({', '.join('?'*len(_PRED_COLS))})"
     return f"INSERT INTO predictions ({', '.join(_PRED_COLS)}) VALUES {', '.join([row]*n)}"
 
+# %% ../nbs/04_logs.ipynb #51a2b737
 @patch
 def log_predictions(self:LogStore,
                     rows, # dicts (or a DataFrame) with model, version, inputs, outputs, and optional request_id, ts, latency_ms
@@ -158,6 +161,7 @@ def log_rows(self:LogStore,
     except sa_exc.SQLAlchemyError as e: raise self._error(e, 'log_predictions') from e
     return ids
 
+# %% ../nbs/04_logs.ipynb #d172ec42
 def _window(q, table, start=None, end=None, last=None, ts='ts'):
     col = table.c[ts]
     if start is not None: q = q.where(col >= utc(start, 'start'))
@@ -234,7 +238,7 @@ class LabelResult:
              f"{len(self.unknown)} unknown, {len(self.duplicate)} duplicate, {len(self.invalid)} invalid")
         return s + ''.join(f"\n- `{p['request_id']}`: {p['reason']}" for p in self.problems[:20])
 
-
+# %% ../nbs/04_logs.ipynb #183c8c21
 def _label_pairs(labels)->list:
     if isinstance(labels, pd.DataFrame):
         missing = {'request_id', 'label'} - set(labels.columns)
@@ -316,6 +320,7 @@ def add_labels(self:LogStore,
         return res
     return self._write(write, 'add_labels')
 
+# %% ../nbs/04_logs.ipynb #9cf5270f
 @patch
 def labelled_predictions(self:LogStore,
                          model:str|None=None, # only this model

@@ -34,6 +34,7 @@ class ColumnSchema:
     @classmethod
     def from_dict(cls, d:dict)->ColumnSchema: return cls(**{**d, 'role': Role(d['role'])})
 
+# %% ../nbs/12_schema.ipynb #8dc7029d
 @dataclass
 class Schema:
     "The columns, target and task learned from training data: the contract new data must keep."
@@ -118,6 +119,7 @@ class Schema:
                (f"; target `{self.target}` ({self.task}" + (f", classes {self.classes[:10]})" if self.classes else ")") if self.target else '')
         return head + '\n\n' + markdown_table(['column', 'role', 'dtype', 'missing', 'unique', 'note'], rows)
 
+# %% ../nbs/12_schema.ipynb #5583b399
 _ID_NAME = re.compile(r'(^|_|\b)(id|uuid|guid|key|index|code)$|^id_|Id$|ID$', re.I)
 _BOOL_SETS = [{0,1}, {True,False}, {'yes','no'}, {'true','false'}, {'y','n'}, {'t','f'}]
 MAX_CATEGORIES = 1000  # categories stored per column; beyond that unseen-category checks are skipped
@@ -188,6 +190,7 @@ def infer_column(name:str, # the column's name (an id-like name makes unique int
         col.categories = sorted_values(v.unique())
     return col
 
+# %% ../nbs/12_schema.ipynb #50b833ba
 def task_of(y:pd.Series, # the target's values
             task:str|TaskKind|None=None, # the task asked for: checked against `y` (None: inferred from `y`)
            )->TaskKind:
@@ -207,6 +210,7 @@ def task_of(y:pd.Series, # the target's values
     if bool((v == np.floor(v)).all()) and nu <= min(20, max(3, 0.05*len(v))): return TaskKind.MULTICLASS
     return TaskKind.REGRESSION
 
+# %% ../nbs/12_schema.ipynb #0663da17
 def infer_schema(df:pd.DataFrame, # the training table (ideally cleaned with `clean`)
                  target:str|None=None, # the column to predict
                  roles:dict|None=None, # overrides: column → role name or `Role`
@@ -288,6 +292,7 @@ class ValidationResult:
         return f"**Schema check** ({self.mode}): {len(self.errors)} error(s), {len(self.warnings)} warning(s)\n\n" + \
                markdown_table(['severity', 'column', 'kind', 'rows', 'message'], rows)
 
+# %% ../nbs/12_schema.ipynb #12355d7a
 _BOOL_TEXT = {'true': True, '1': True, '1.0': True, 'yes': True, 'false': False, '0': False, '0.0': False, 'no': False}
 _RANGE_TOL = 0.5  # a number is "far outside" the training range beyond min/max ± 0.5 × (max − min)
 
@@ -320,6 +325,7 @@ def _coerce_column(s:pd.Series, c:ColumnSchema)->tuple[pd.Series, pd.Series]:
     else: out = s
     return out, present & out.isna()
 
+# %% ../nbs/12_schema.ipynb #900abe2f
 def _check_column(s:pd.Series, c:ColumnSchema, mode:str, tol:float)->tuple[pd.Series, list]:
     "Coerce one column to its training type: (new series, problems); a few rows go value by value when they can."
     if len(s) <= FEW_ROWS and (r := _check_column_few(s, c, tol)) is not None: return r

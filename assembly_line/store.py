@@ -117,6 +117,7 @@ def register_version(self:Store,
         return ModelVersion(**row, aliases=[alias] if alias else [])
     return self._write(write, 'register_version')
 
+# %% ../nbs/05_store.ipynb #17c22c22
 _ALIAS = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]{0,63}$')
 def check_alias(alias)->str:
     "`alias` if it can name an alias (a letter or '_' first, so `name@3` always means version 3), else `ConfigError`."
@@ -155,6 +156,7 @@ def _move_alias(conn, name, alias, version, who, why, now, expected=ANY_VERSION,
            dict(alias=alias, old_version=old, new_version=version, why=why), now)
     return old
 
+# %% ../nbs/05_store.ipynb #31ed0f6b
 @patch
 def get_version(self:Store,
                 name:str, # model name, or a reference 'name@alias' / 'name@3'
@@ -207,6 +209,7 @@ def set_status(self:Store, name:str, version:int, status:str, who:str|None=None,
         audit_entry(conn, who_or_user(who), 'set_status', name, version, dict(status=status, why=why))
     self._write(write, 'set_status')
 
+# %% ../nbs/05_store.ipynb #728b0f31
 @patch
 def set_alias(self:Store,
               name:str, # model name
