@@ -181,6 +181,17 @@ def _expand(df:pd.DataFrame)->pd.DataFrame:
     return pd.concat([df.drop(columns=['inputs', 'outputs']), ins, outs], axis=1)
 
 @patch
+def _read_predictions(self:LogStore, q, model, version, start, end, last, expand:bool, what:str)->pd.DataFrame:
+    "Run a query over the prediction log for one model / version and window, oldest first (what both readers share)."
+    if model is not None: q = q.where(predictions.c.model == model)
+    if version is not None: q = q.where(predictions.c.version == check_int(version, 'version'))
+    q, rev = _window(q, predictions, start, end, last)
+    df = self._read(lambda c: read_frame(c.execute(q), ['version']), what)
+    if rev: df = df.iloc[::-1].reset_index(drop=True)
+    df = df.drop(columns='id')
+    return _expand(df) if expand else df
+
+@patch
 def get_predictions(self:LogStore,
                     model:str|None=None, # only this model
                     version:int|None=None, # only this version
@@ -192,13 +203,7 @@ def get_predictions(self:LogStore,
     "Logged predictions in a window, oldest first, as a DataFrame."
     q = sa.select(predictions.c.id, predictions.c.request_id, predictions.c.ts, predictions.c.model, predictions.c.version,
                   predictions.c.inputs, predictions.c.outputs, predictions.c.latency_ms)
-    if model is not None: q = q.where(predictions.c.model == model)
-    if version is not None: q = q.where(predictions.c.version == check_int(version, 'version'))
-    q, rev = _window(q, predictions, start, end, last)
-    df = self._read(lambda c: read_frame(c.execute(q), ['version']), 'get_predictions')
-    if rev: df = df.iloc[::-1].reset_index(drop=True)
-    df = df.drop(columns='id')
-    return _expand(df) if expand else df
+    return self._read_predictions(q, model, version, start, end, last, expand, 'get_predictions')
 
 @patch
 def count_predictions(self:LogStore, model:str|None=None, version:int|None=None)->int:
@@ -335,13 +340,7 @@ def labelled_predictions(self:LogStore,
     q = (sa.select(p.c.id, p.c.request_id, p.c.ts, p.c.model, p.c.version, p.c.inputs, p.c.outputs, p.c.latency_ms,
                    labels.c.label, labels.c.ts.label('label_ts'), labels.c.source.label('label_source'))
          .select_from(p.join(labels, labels.c.request_id == p.c.request_id)))
-    if model is not None: q = q.where(p.c.model == model)
-    if version is not None: q = q.where(p.c.version == check_int(version, 'version'))
-    q, rev = _window(q, p, start, end, last)
-    df = self._read(lambda c: read_frame(c.execute(q), ['version']), 'labelled_predictions')
-    if rev: df = df.iloc[::-1].reset_index(drop=True)
-    df = df.drop(columns='id')
-    return _expand(df) if expand else df
+    return self._read_predictions(q, model, version, start, end, last, expand, 'labelled_predictions')
 
 # %% ../nbs/04_logs.ipynb #bb198c94
 _SHADOW_KEYS = {'request_id', 'ts', 'model', 'version', 'alias', 'outputs', 'error', 'latency_ms'}
