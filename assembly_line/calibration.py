@@ -44,6 +44,7 @@ def apply_calibration_map(m:dict, # a map from `fit_calibration_map`
     if m['kind'] == 'sigmoid': return 1 / (1 + np.exp(-(m['a'] * _logit(p) + m['b'])))
     raise DataError("unknown calibration map", value=m.get('kind'), expected=['identity', 'isotonic', 'sigmoid'])
 
+# %% ../nbs/83_calibration.ipynb #3f8f2514
 def fit_calibration_maps(P:np.ndarray, # raw probabilities (n, k)
                          codes:np.ndarray, # true labels as codes
                          method:str='isotonic', # 'isotonic', 'sigmoid' or 'identity'
@@ -75,6 +76,7 @@ def calibrate_matrix(P:np.ndarray, # raw probabilities (n, k)
     Q = np.column_stack([one(m, k) for k, m in enumerate(maps)]).clip(1e-9, 1)
     return Q / Q.sum(axis=1, keepdims=True)
 
+# %% ../nbs/83_calibration.ipynb #bdf00bd8
 def calibration_error(codes:np.ndarray, # true labels as codes
                       P:np.ndarray, # probabilities (n, k)
                       n_bins:int=10, # equal-width bins of the probability

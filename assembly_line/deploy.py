@@ -33,6 +33,7 @@ def _bundle_folder(ref)->Path:
     if not (p/'manifest.json').is_file(): raise IntegrityError("not a model bundle: the folder has no manifest.json", file=str(p))
     return p
 
+# %% ../nbs/80_deploy.ipynb #ae73ab06
 def _pid_alive(pid:int)->bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -49,6 +50,7 @@ def _locked(path:Path):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN); os.close(fd)
 
+# %% ../nbs/80_deploy.ipynb #b3136809
 @dataclass
 class LoadedModel:
     "A line loaded from the registry with where it came from."
@@ -59,6 +61,7 @@ class LoadedModel:
     @property
     def ref(self)->str: return self.version.ref if self.version else str(self.path)
 
+# %% ../nbs/80_deploy.ipynb #54ff61c9
 def _version_arg(v, what)->int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ConfigError(f"{what} must be a positive integer", value=v, expected="int >= 1")
@@ -82,6 +85,7 @@ def _line_metrics(line)->dict:
     if ci is not None: m.update(holdout=ci.estimate, holdout_low=ci.low, holdout_high=ci.high, holdout_rows=line.holdout_rows_)
     return jsonable(m)
 
+# %% ../nbs/80_deploy.ipynb #ce9b7184
 class Registry:
     "Named, versioned model bundles: rows in the store, folders under `root/name/vN/`, aliases with history."
     def __init__(self,
@@ -314,6 +318,7 @@ def _chunks(src:Path, line:AssemblyLine, chunksize:int):
         raise DataError(f"cannot read the CSV file: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
                         file=str(src)) from None
 
+# %% ../nbs/80_deploy.ipynb #ab9f1343
 def _predict_frame(line, df, proba:bool, id_cols)->pd.DataFrame:
     out = df[list(id_cols)].copy() if id_cols else pd.DataFrame(index=df.index)
     s = line.predict_scores(df)
@@ -342,6 +347,7 @@ class ScoreResult:
         return (f"scored **{self.rows:,} rows** of `{Path(self.src).name}` in {self.chunks} chunk(s), {self.seconds:.2f} s "
                 f"({self.rows_per_s:,.0f} rows/s) with {self.model} → `{self.dest}`")
 
+# %% ../nbs/80_deploy.ipynb #b536530f
 def _score_line(line, model_ref:str, src, dest, chunksize, proba, id_cols, threads)->ScoreResult:
     from threadpoolctl import threadpool_limits
     src, dest = Path(src), Path(dest)

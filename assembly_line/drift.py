@@ -158,6 +158,7 @@ class DriftResult:
         t['reason'] = [self.columns.loc[c, 'reason'] for _, c in t.index]
         return head + t.sort_values('drifted', ascending=False).to_html(float_format=lambda v: f"{v:.3g}")
 
+# %% ../nbs/82_drift.ipynb #c145727e
 def _cmp(v, t, below):
     "`v op t` where op says whether `v` passes (`below`: passes when v < t, else when v ≥ t)."
     if pd.isna(v): return 'n/a'

@@ -24,6 +24,7 @@ def _legend(ax):
     "A legend only where something is labelled: matplotlib warns 'No artists with labels found' otherwise."
     if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7)
 
+# %% ../nbs/85_report.ipynb #5dc84383
 class MonitoringReport:
     "Drift and performance of a model over time windows, current alerts, plots; HTML for the notebook and the app."
     def __init__(self,

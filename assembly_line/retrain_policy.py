@@ -132,6 +132,7 @@ class PolicyDecision:
             lines += ['', w.to_markdown(index=False, floatfmt='.3g')]
         return '\n'.join(lines)
 
+# %% ../nbs/87_retrain_policy.ipynb #de4b428a
 def _champion(store:Store, model:str):
     "(version, ModelVersion) of the model's champion."
     v = store.get_alias(model, CHAMPION)
@@ -155,6 +156,7 @@ def _record_new(store:Store, model:str, version:int, rows:list)->int:
     new = [r for r in rows if key(r['kind'], r.get('column'), r['method'], r.get('window_start'), r.get('window_end'), r.get('statistic')) not in seen]
     return store.record_monitoring(new) if new else 0
 
+# %% ../nbs/87_retrain_policy.ipynb #631be7fd
 def _window_table(store, policy, model, version, reference, metric, record:bool)->pd.DataFrame:
     wins = mon.monitor_windows(store, model, version, freq=policy.window_freq, size=policy.window_size)
     cols = ['window_start', 'window_end', 'n', 'eligible', 'drift_share', 'column_stat', 'drifted', 'perf', 'low', 'high', 'n_labelled', 'status']
@@ -207,6 +209,7 @@ def _window_table(store, policy, model, version, reference, metric, record:bool)
     if record: _record_new(store, model, version, recs)
     return out
 
+# %% ../nbs/87_retrain_policy.ipynb #87192c46
 def evaluate_policy(policy:RetrainPolicy, # the retrain policy
                     store, # a `Store` (or its URL) holding the registry, prediction log, labels and audit log
                     model:str, # the model's name; its champion is judged
