@@ -35,6 +35,7 @@ def save_reserve(seconds:float, # the command's whole time budget
     "Seconds `fit` keeps back from the line for what follows the fit: saving the bundle, stopping the workers, exiting."
     return max(3., 0.15*seconds)
 
+# %% ../nbs/99_cli.ipynb #f0034f24
 def cmd_fit(args)->int:
     "Fit an `AssemblyLine` on a CSV/Parquet table and save its bundle."
     from assembly_line.metrics import get_metric
@@ -69,6 +70,7 @@ def cmd_fit(args)->int:
     print_table(line.leaderboard.display_frame() if hasattr(line.leaderboard, 'display_frame') else line.leaderboard)
     return EXIT_OK
 
+# %% ../nbs/99_cli.ipynb #5829a5c8
 def _load_model(ref:str, with_path:bool=False):
     "A fitted line from a bundle folder, or (with the registry installed) a registered reference; `with_path`: (line, bundle folder)."
     from assembly_line.line import AssemblyLine
@@ -218,6 +220,7 @@ def run_options(x:argparse.ArgumentParser):
     x.add_argument('--timeout', type=_positive(float), default=None, metavar='S', help='seconds any one cell may run (default: no limit)')
     quiet_option(x)
 
+# %% ../nbs/99_cli.ipynb #ca7f7645
 def build_parser()->argparse.ArgumentParser:
     "The `assembly-line` argument parser: one subcommand per task, every option documented."
     common = argparse.ArgumentParser(add_help=False)
@@ -300,6 +303,7 @@ def build_parser()->argparse.ArgumentParser:
     for extra in _EXTRA_COMMANDS: extra(sub, common, F)
     return p
 
+# %% ../nbs/99_cli.ipynb #59d14941
 _EXTRA_COMMANDS = [add_lifecycle_commands]   # registry, serve, monitor, retrain (`lifecycle`); the tour adds itself below
 
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])

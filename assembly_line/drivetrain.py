@@ -204,6 +204,7 @@ class Decision:
         ax.set_xlabel(f"expected total {self.objective}"); ax.set_title('Policies compared')
         return ax
 
+# %% ../nbs/95_drivetrain.ipynb #2f871b4c
 def _solve(values:np.ndarray, allowed:np.ndarray, cost:np.ndarray, budget, acting:np.ndarray, max_actions):
     "Choose one option per row (n x k arrays) maximising the total value under optional linear constraints."
     n, k = values.shape
@@ -293,6 +294,7 @@ def effect_simulation(effects:LeverEffects,   # fitted lever-effect models
     if getattr(effects, 'source_', None) == 'estimated': evidence = 'observational'
     return Simulation(pd.concat(parts, ignore_index=True), pd.DataFrame({lever.name: lever.values}), len(X), [lever], X, evidence)
 
+# %% ../nbs/95_drivetrain.ipynb #a59479e9
 def _matrix(sim:Simulation, col:str)->np.ndarray:
     f = sim.frame.sort_values(['row', 'option'], kind='stable')
     return f[col].to_numpy().reshape(sim.n_rows, len(sim.options))
@@ -326,6 +328,7 @@ def baseline_policies(sim:Simulation, decision:Decision, budget:float|None=None)
             pol[f'random within budget: {label(j)}'] = p * every + (1 - p) * eye[np.full(n, d)]
     return pol
 
+# %% ../nbs/95_drivetrain.ipynb #31bee4da
 def off_policy(decision:Decision,        # the optimizer's decision on the evaluation rows
                sim:Simulation,           # the simulation it was chosen from (`effect_simulation` on the same rows)
                objective:Objective,      # the objective, affine in the outcome
@@ -357,6 +360,7 @@ def off_policy(decision:Decision,        # the optimizer's decision on the evalu
                                f"difference per row, [{lo:.4g}, {hi:.4g}], {'includes zero' if hi >= 0 else 'lies below zero'}")
     return ev
 
+# %% ../nbs/95_drivetrain.ipynb #08e7819d
 def budget_sensitivity(sim:Simulation, objective:Objective, budgets:list, effects:LeverEffects, action, y, propensity=None,
                        n_boot:int=1000, seed:int=0)->pd.DataFrame:
     "Value against budget: the optimised policy's model value and off-policy (DR) value at each budget, with the best baseline it allows."

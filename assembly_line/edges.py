@@ -30,6 +30,7 @@ def error_response(exc:InputError):
     "The JSON response of a refused request, every echoed text clipped (`core.clip_value`); `401`s say which scheme they want."
     return json_response(clip_value(exc.body), exc.status, {'WWW-Authenticate': 'Bearer'} if exc.status == 401 else None)
 
+# %% ../nbs/89_edges.ipynb #c986170b
 def _header(scope, name:bytes)->str|None:
     "One request header of an ASGI `scope` (`name` in lower case), or None."
     for k, v in scope['headers']:
@@ -66,6 +67,7 @@ class BodyLimit:
             if not over or started: raise                   # after `over`, the app's complaint that the client left
         if over and not started: await self.refusal()(scope, receive, send)
 
+# %% ../nbs/89_edges.ipynb #f90495bb
 def check_bearer(authorization:str|None, # the request's `Authorization` header
                  token:str, # the admin token
                 ):
@@ -86,6 +88,7 @@ class AdminGate:
                 except InputError as e: return await error_response(e)(scope, receive, send)
         await self.app(scope, receive, send)
 
+# %% ../nbs/89_edges.ipynb #f012dc81
 def _request_problems(errors:list)->list:
     "FastAPI's validation errors (`RequestValidationError.errors()`) as the house's problems, each naming its field (`column`)."
     out = []

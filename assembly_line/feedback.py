@@ -57,6 +57,7 @@ class FeedbackReport:
         out.append(f"\n{self.seconds:.1f} s; audit entries {self.audit_ids}")
         return '\n'.join(out)
 
+# %% ../nbs/90_feedback.ipynb #c0256808
 def _labelled_frame(store:Store, model:str, line, request_ids=None)->pd.DataFrame:
     "Logged inputs joined with their late labels as training rows (target column = label), oldest first, with `request_id`/`ts`."
     lab = store.labelled_predictions(model, expand=True)
@@ -84,6 +85,7 @@ def _aligned(scores, classes, target_classes):
     if classes is None or list(classes) == list(target_classes): return scores
     return pd.DataFrame(scores, columns=list(classes)).reindex(columns=list(target_classes), fill_value=0.).to_numpy(float)
 
+# %% ../nbs/90_feedback.ipynb #1ef416f0
 def retrain(registry, # a deploy `Registry`, a `Store` or a store URL
             model:str, # the model's name; its champion gives the line parameters and is the one to beat
             new_data=None, # fresh labelled rows: None = labelled predictions from the store; or a monitor `Window`, or a DataFrame with the target
@@ -177,6 +179,7 @@ def retrain(registry, # a deploy `Registry`, a `Store` or a store URL
         out = 'kept'
     return FeedbackReport(model, out, (decision.reasons if decision else []) + [why], v0, v1, decision, data, comp, time.monotonic() - t0, ids)
 
+# %% ../nbs/90_feedback.ipynb #3b16f7e8
 def rollback(registry, # a deploy `Registry`, a `Store` or a store URL
              model:str, # the model's name
              to_version:int|None=None, # the version to restore (default: the previous champion)

@@ -26,6 +26,7 @@ def _ingest_log(store):
     if rep.error: print(f"prediction log: not ingested ({rep.error}); the report may miss recent predictions", file=sys.stderr)
     return rep
 
+# %% ../nbs/98_lifecycle.ipynb #1a800549
 def cmd_register(args)->int:
     "Register a bundle folder as the next version of a named model (with its model card and, given data, a monitoring reference)."
     from assembly_line.line import AssemblyLine
@@ -60,6 +61,7 @@ def cmd_rollback(args)->int:
     print(f"{args.name}@champion is now v{v}")
     return EXIT_OK
 
+# %% ../nbs/98_lifecycle.ipynb #c53fa93e
 def cmd_serve(args)->int:
     "Serve a model over HTTP until interrupted."
     from assembly_line.serve import serve
@@ -99,6 +101,7 @@ def cmd_retrain(args)->int:
     print(as_markdown(rep))
     return EXIT_OK
 
+# %% ../nbs/98_lifecycle.ipynb #29715357
 def add_lifecycle_commands(sub, common, F):
     "Add the registry, serve, monitor and retrain subcommands to the parser."
     store = argparse.ArgumentParser(add_help=False)

@@ -148,6 +148,7 @@ class IngestReport:
         return dict(segments=len(self.segments), rows=self.rows, skipped=self.skipped, problems=self.problems[:20],
                     error=self.error, left=self.left)
 
+# %% ../nbs/91_predlog.ipynb #52af3c38
 def _store_down(exc)->bool:
     "True for a store failure that can pass (locked, busy, unreachable); False when the store refuses the rows."
     cause = exc.__cause__ if isinstance(exc, StoreError) else exc
@@ -204,6 +205,7 @@ def _ingest_one(store:Store, path:Path, live:bool, rep:IngestReport)->bool:
         rep.segments.append((path.name, len(rows)))
     return True
 
+# %% ../nbs/91_predlog.ipynb #eba4a839
 def ingest(store, # a `Store` or store URL
            folder=None, # the spool folder (default `spool_folder(store)`)
            include_open:bool=False, # also ingest (and keep) the whole lines of segments still being written

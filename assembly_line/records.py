@@ -122,7 +122,7 @@ def _number_column(col, types:set)->np.ndarray|None:
 
 # %% ../nbs/88_records.ipynb #683d0aaf
 def frame_records(df:pd.DataFrame)->list:
-    "`df.to_dict('records')` (plain Python values) from column lists: ~1 ms instead of ~4 ms for 1,000 rows of 14 columns."
+    "`df.to_dict('records')` (plain Python values), built from column lists, which is faster than pandas' own."
     names = list(df.columns)
     return [dict(zip(names, vals)) for vals in zip(*(df[c].tolist() for c in names))]
 

@@ -57,6 +57,7 @@ def _flag(params, name:str)->bool:
 
 def _shutting_down(): return refusal("the service is shutting down", status=503, error='ShuttingDown')
 
+# %% ../nbs/93_serve.ipynb #b2bc4b62
 def _explainer(m:ServedModel):
     "The served line's explainer; a non-tree member's background rows are drawn from the bundle's monitoring reference."
     ex = m.line.explainer()
@@ -82,6 +83,7 @@ def _explanations(m:ServedModel, X:pd.DataFrame, strict:bool=False)->list:
         for o, k in zip(out, fr['explained_class']): o['explained_class'] = jsonable(k)
     return out
 
+# %% ../nbs/93_serve.ipynb #af09c68a
 class ModelService:
     "The state behind the app: served model, store, registry, prediction log and the model threads."
     def __init__(self, model_ref, store_url=None, admin_token=None, registry_root=None, log:bool=True,
@@ -327,6 +329,7 @@ def _api_models():
         error: str; message: str; problems: list[InputProblem] = []
     return PredictResponse, ErrorBody
 
+# %% ../nbs/93_serve.ipynb #f6142a0c
 def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a bundle folder
                store_url=None, # store for the registry and the prediction log: URL, `Store`, or None for the default
                admin_token:str|None=None, # bearer token of the admin routes; default `$ASSEMBLY_LINE_ADMIN_TOKEN`; none: disabled
@@ -472,6 +475,7 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
     app.openapi = openapi
     return app
 
+# %% ../nbs/93_serve.ipynb #692f1af1
 def serve(model_ref, # `name`, `name@alias`, `name@N` or a bundle folder
           host:str='127.0.0.1', # interface to listen on
           port:int=8000, # TCP port

@@ -197,6 +197,7 @@ class ShadowScorer:
                     skipped=self.skipped, written=self.written, dropped=self.dropped, batches=self.batches,
                     last_error=self.last_error, closed=self.closed)
 
+# %% ../nbs/92_served.ipynb #9659f36c
 def _error_text(exc)->str:
     "A shadow failure in one line: the refusal's message (and first problem's column) or the exception."
     if isinstance(exc, InputError):

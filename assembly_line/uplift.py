@@ -190,6 +190,7 @@ class LeverEffects(BaseEstimator):
         "Effect of each arm against the first arm (the control), per row."
         mu = self.predict(X); return mu.sub(mu.iloc[:, 0], axis=0).iloc[:, 1:]
 
+# %% ../nbs/94_uplift.ipynb #eeccfe1e
 def dr_pseudo_outcomes(mu:np.ndarray, arm:np.ndarray, y:np.ndarray, e:np.ndarray)->np.ndarray:
     "Doubly robust outcome of each row under each arm: the model's prediction, corrected on the arm the row got."
     phi = np.array(mu, dtype=float, copy=True); i = np.arange(len(phi))
