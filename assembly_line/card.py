@@ -115,6 +115,7 @@ def _eval_figs(task, y, scores, classes):
     return [('ROC curve', plot_roc(y, scores, classes)), ('Precision-recall curve', plot_pr(y, scores, classes)),
             ('Calibration', plot_calibration(y, scores, classes)), ('Confusion matrix', plot_confusion_matrix(y, scores, classes))]
 
+# %% ../nbs/77_card.ipynb #d2dd04be
 def model_card(line:AssemblyLine, # a fitted line
                data:pd.DataFrame|None=None, # labelled rows not used in training, for plots, metrics and factors
                name:str|None=None, # the registered model name

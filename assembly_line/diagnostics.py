@@ -135,6 +135,7 @@ def fig_to_base64(fig, dpi:int=90)->str:
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
     return base64.b64encode(buf.getvalue()).decode('ascii')
 
+# %% ../nbs/55_diagnostics.ipynb #47f7dfb0
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}
@@ -198,6 +199,7 @@ class EvaluationReport:
         return (f"**Evaluation of {self.model_name}** ({self.task.value}, {self.n_rows} rows)\n\n"
                 + markdown_table(self.scores_frame().assign(**{c: lambda d, c=c: d[c].map(fmt_score) for c in ('estimate', 'low', 'high')})))
 
+# %% ../nbs/55_diagnostics.ipynb #a7e0cb2f
 def evaluation_report(model, # a fitted estimator or Pipeline
                       X_test:pd.DataFrame, # holdout rows, as the model takes them
                       y_test, # their true targets

@@ -115,6 +115,7 @@ class _Member:
         if task.is_classification: out = [align_classes(s, m.classes_, classes) for s,m in zip(out, self.models)]
         return np.mean(out, axis=0)
 
+# %% ../nbs/70_ensembles.ipynb #ffe271e6
 def _result_items(results)->list:
     "`[(name, result)]` from a dict of results or a list of results with `.name`."
     if isinstance(results, Mapping): items = list(results.items())
@@ -128,6 +129,7 @@ def _result_items(results)->list:
 def _weighted(arrays:list, w)->np.ndarray:
     return sum(wi*a for wi,a in zip(w, arrays) if wi > 0)
 
+# %% ../nbs/70_ensembles.ipynb #09eac484
 class OOFEnsemble(_BaseComposition):
     "Base of the out-of-fold ensembles: cross-fit the members (or take training results), combine their scores, predict; a subclass supplies `_fit_combiner` and `_combine`."
     _default_name = 'ensemble'

@@ -248,6 +248,7 @@ def _total(v)->float:
     if v is None: return float('nan')
     return float(np.nansum(np.asarray(v, dtype=float)))
 
+# %% ../nbs/50_evaluation.ipynb #f5ea2229
 class Leaderboard(pd.DataFrame):
     "Models ranked by one metric: CV mean ± sd, holdout score with CI, fit time, predict ms per 1,000 rows."
     _metadata = ['metric_name', 'greater_is_better']

@@ -220,20 +220,22 @@ class LineExplainer:
         if b.ndim == 1: b = b[:, None]
         return v, np.broadcast_to(b, (len(X), v.shape[2]))
 
-    def explain(self, df:pd.DataFrame, # raw rows, as for `line.predict`
-                prepared:bool=False, # `df` is already `line.prepare(df)`
-               )->Explanation:
-        "Contributions of the original columns to the line's predictions of `df`."
-        X = df if prepared else self.line.prepare(df)
-        vals, base = 0., 0.
-        for w, kind, payload in self.parts:
-            v, b = (self._tree_part if kind == 'tree' else self._perm_part)(X, payload)
-            vals, base = vals + w*v, base + w*b
-        if self.classes is None: out = 'the predicted value'
-        elif self.task is TaskKind.BINARY: out = f'probability of {self.classes[1]!r}'
-        else: out = 'probability of the predicted class (every class in .values)'
-        return Explanation(np.asarray(vals), np.asarray(base), self.columns, df.index, self.task,
-                           None if self.classes is None else self.classes.tolist(), self.method, X, out)
+# %% ../nbs/78_explain.ipynb #78f9d579
+@patch
+def explain(self:LineExplainer, df:pd.DataFrame, # raw rows, as for `line.predict`
+            prepared:bool=False, # `df` is already `line.prepare(df)`
+           )->Explanation:
+    "Contributions of the original columns to the line's predictions of `df`."
+    X = df if prepared else self.line.prepare(df)
+    vals, base = 0., 0.
+    for w, kind, payload in self.parts:
+        v, b = (self._tree_part if kind == 'tree' else self._perm_part)(X, payload)
+        vals, base = vals + w*v, base + w*b
+    if self.classes is None: out = 'the predicted value'
+    elif self.task is TaskKind.BINARY: out = f'probability of {self.classes[1]!r}'
+    else: out = 'probability of the predicted class (every class in .values)'
+    return Explanation(np.asarray(vals), np.asarray(base), self.columns, df.index, self.task,
+                       None if self.classes is None else self.classes.tolist(), self.method, X, out)
 
 # %% ../nbs/78_explain.ipynb #d93ab41e
 _EXPLAINERS = weakref.WeakKeyDictionary()

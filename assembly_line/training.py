@@ -241,6 +241,7 @@ class _InProcess:
     def reset(self): pass
     def close(self): pass
 
+# %% ../nbs/40_training.ipynb #483909d2
 class _Loky:
     "Runs folds in loky worker processes, which can be killed when the budget is spent."
     kind = 'loky'
@@ -279,6 +280,7 @@ def prewarm(n_jobs:int=-1)->list:
     ex = worker_pool(n)
     return [ex.submit(_warm_worker) for _ in range(n)]
 
+# %% ../nbs/40_training.ipynb #fa3a7fed
 class _Dask:
     "Runs folds as tasks on a Dask cluster; overdue tasks are cancelled and their workers restarted."
     kind = 'dask'
@@ -311,6 +313,7 @@ class _Dask:
     def reset(self): pass
     def close(self): self._data = {}
 
+# %% ../nbs/40_training.ipynb #c33e261c
 def _backend(n_jobs, client, limited:bool):
     if client is not None:
         if not (hasattr(client, 'submit') and hasattr(client, 'nthreads')):

@@ -201,6 +201,7 @@ def _fold_task(estimator, params:dict, X, y, train, valid, scorer, deadline:floa
         return 'ok', float(s), time.perf_counter()-t0, where
     except Exception as e: return 'failed', f"{type(e).__name__}: {e}", time.perf_counter()-t0, where
 
+# %% ../nbs/62_tuning.ipynb #a9ccc0d5
 class _Inline(cf.Executor):
     "Runs each task at once in this process (sequential, hence exactly reproducible)."
     def submit(self, fn, *args, **kw):
@@ -208,6 +209,7 @@ class _Inline(cf.Executor):
         f.set_result(fn(*args, **kw))
         return f
 
+# %% ../nbs/62_tuning.ipynb #8f126d23
 def _tpe(estimator, space, X, y, folds, scorer, metric, deadline, n_jobs, client, seed, n_trials, bar,
          deterministic:bool=False)->list:
     "TPE with median pruning over folds, Optuna ask-and-tell, one task per fold on the chosen executor."
