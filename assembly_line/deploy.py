@@ -13,6 +13,7 @@ from .core import (AssemblyLineError, ConfigError, DataError, SchemaError, Integ
                                 RegistryConflict, Role, run_paths)
 from .core import jsonable
 from .store import Store, ModelVersion, ANY_VERSION, check_model_name, check_alias
+from .metrics import labels_from_scores
 from .line import AssemblyLine
 from .bundle import bundle_sha, check_bundle, add_files, fsync_tree, fsync_dir
 from .card import model_card
@@ -323,7 +324,6 @@ def _predict_frame(line, df, proba:bool, id_cols)->pd.DataFrame:
     out = df[list(id_cols)].copy() if id_cols else pd.DataFrame(index=df.index)
     s = line.predict_scores(df)
     if line.task_.is_classification:
-        from assembly_line.metrics import labels_from_scores
         out['prediction'] = labels_from_scores(s, line.classes_)
         if proba:
             for i, c in enumerate(line.classes_): out[f"proba_{c}"] = s[:, i]

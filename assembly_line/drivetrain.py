@@ -8,7 +8,8 @@ import itertools, math
 from dataclasses import dataclass, field
 from typing import Callable, Any
 import numpy as np, pandas as pd
-from .core import ConfigError, DataError, NotFittedError
+from .core import TaskKind, ConfigError, DataError, NotFittedError
+from .training import aligned_scores
 from .uplift import LeverEffects, PolicyEvaluation, off_policy_scores, evaluate_policies
 
 # %% auto #0
@@ -80,8 +81,6 @@ def _outcome_of(model, X:pd.DataFrame, outcome)->np.ndarray:
 
 def _fold_outcomes(line, X:pd.DataFrame, outcome)->np.ndarray:
     "The outcome under each fold model of a fitted AssemblyLine's predictor: (n_models, n_rows)."
-    from assembly_line.training import aligned_scores
-    from assembly_line.core import TaskKind
     P, wf = line.prepare(X), line.model_
     task, out = TaskKind(wf.task), []
     for folds in wf.members:

@@ -12,6 +12,7 @@ from .core import TaskKind, ConfigError, DataError, NotFittedError
 from .metrics import model_scores, get_metric
 from .diagnostics import permutation_importances, fig_to_base64
 from .line import AssemblyLine
+from .card import CardSection
 
 # %% auto #0
 __all__ = ['column_map', 'Explanation', 'LineExplainer', 'importance_ci', 'plot_summary', 'plot_dependence', 'GlobalExplanation',
@@ -339,7 +340,6 @@ class GlobalExplanation:
 
     def card_section(self, top:int=10):
         "A `card.CardSection` (table of the top columns and the plots) to append to a model card's sections."
-        from assembly_line.card import CardSection
         t = self.table.head(top).round(4)
         blocks = [('p', f"Which columns the predictions rest on ({self.explanation.method} SHAP, {self.explanation.output}), beside "
                         f"permutation importance on holdout rows (drop in {self.metric} when shuffled, t-interval over shuffles)."),

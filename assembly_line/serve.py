@@ -23,6 +23,9 @@ from .predlog import PredictionLog
 from .served import ServedModel, load_served, SHADOW, ShadowScorer, proba_dicts, one_thread, request_frame, line_scores
 from .records import InputError, refusal, problem, problem_dicts, records_frame, frame_records, read_body
 from .edges import json_bytes, json_response, error_response, BodyLimit, AdminGate, house_errors, check_bearer
+from .reference import reference_background
+from .monitor import monitor_router
+import assembly_line.explain  # noqa: F401  (adds AssemblyLine.explainer, which `?explain=true` uses)
 
 # %% ../nbs/93_serve.ipynb #c18aab89
 _log = logging.getLogger(__name__)
@@ -64,12 +67,10 @@ def _explainer(m:ServedModel):
     if ex.method == 'tree': return ex
     try: ex.background(); return ex          # built with background rows already
     except ConfigError: pass
-    from assembly_line.reference import reference_background   # ConfigError, saying how to add one, without reference.json
     return m.line.explainer(background=reference_background(m.path, m.features, n=ex.n_background, seed=ex.seed))
 
 def _explanations(m:ServedModel, X:pd.DataFrame, strict:bool=False)->list:
     "`?explain=true`: per record `{base_value, contributions: {column: c}}` (+ `explained_class`) that add up to the prediction."
-    import assembly_line.explain  # noqa: F401  (adds AssemblyLine.explainer)
     Xp = m.line.prepare(X, mode='strict' if strict else 'lenient')     # already validated by `line_scores`
     try: ex = _explainer(m).explain(Xp, prepared=True)
     except ConfigError as e:
@@ -454,7 +455,6 @@ def create_app(model_ref, # `name` (its champion), `name@alias`, `name@N` or a b
 
     routers = list(extra_routers)
     if monitor and importlib.util.find_spec('assembly_line.monitor') is not None:
-        from assembly_line.monitor import monitor_router
         ref = m.path if (m.path/'reference.json').exists() else None
         routers.append(monitor_router(svc.store, model=m.name, reference=ref, classes=m.classes,
                                       line=lambda: svc.model.line))   # explanation drift of the line being served

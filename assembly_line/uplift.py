@@ -9,6 +9,7 @@ import numpy as np, pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from .core import ConfigError, DataError, NotFittedError
 from .data import cv_folds
+from .line import AssemblyLine
 
 # %% auto #0
 __all__ = ['LEARNERS', 'lever_arms', 'check_propensity', 'default_regressor', 'LineLearner', 'LeverEffects', 'dr_pseudo_outcomes',
@@ -54,7 +55,6 @@ class LineLearner(BaseEstimator, RegressorMixin):
     def __init__(self, time_budget:float=10, seed:int=0, include:list|None=None, tune:bool=False, ensemble:bool=False):
         self.time_budget,self.seed,self.include,self.tune,self.ensemble = time_budget,seed,include,tune,ensemble
     def fit(self, X, y):
-        from assembly_line.line import AssemblyLine
         df = pd.DataFrame(X).reset_index(drop=True).assign(__outcome__=np.asarray(y, dtype=float))
         self.line_ = AssemblyLine('__outcome__', time_budget=self.time_budget, seed=self.seed, task='regression', include=self.include,
                                   tune=self.tune, ensemble=self.ensemble, deterministic=True).fit(df)
