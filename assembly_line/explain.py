@@ -19,7 +19,7 @@ __all__ = ['column_map', 'Explanation', 'LineExplainer', 'importance_ci', 'plot_
            'global_explanation']
 
 # %% ../nbs/78_explain.ipynb #7319b3eb
-def column_map(preprocessor, # a fitted `features.make_preprocessor` pipeline (or any with a `columns` ColumnTransformer)
+def column_map(preprocessor, # a fitted `feature_plan.make_preprocessor` pipeline (or any with a `columns` ColumnTransformer)
                columns:list, # the original columns, in the order wanted
               )->np.ndarray:
     "Matrix `(n_outputs, n_columns)`: how much of each engineered output column belongs to each original column."

@@ -18,7 +18,7 @@ DETERMINISTIC_TRIALS = 10   # TPE trials in deterministic mode (where the clock 
 PRIORITY = ['lightgbm', 'hist_gb', 'random_forest', 'linear', 'extra_trees', 'catboost', 'xgboost', 'tabular_nn', 'knn']
 BOOSTERS = ('lightgbm', 'hist_gb', 'catboost', 'xgboost')
 
-def plan_training(screening, # a `selection.ScreeningResult`
+def plan_training(screening, # a `screening.ScreeningResult`
                   n_train:int, # rows of the full training split
                   seconds:float, # the training stage's budget
                   n_jobs:int=1, # folds fitted side by side

@@ -47,7 +47,7 @@ def _example(v):
     return jsonable(v) if isinstance(v, _SCALARS) else repr(v)[:80]
 
 def problem(column, kind, message, rows=(), examples=(), expected=None, severity='error', count=None)->dict:
-    "One input problem in the shape of `data.Problem.to_dict()`, plus the first `row` and `value`."
+    "One input problem in the shape of `schema.Problem.to_dict()`, plus the first `row` and `value`."
     rows, examples = list(rows)[:10], [_example(v) for v in list(examples)[:5]]
     return dict(column=column, kind=kind, severity=severity, message=message, count=len(rows) if count is None else count,
                 rows=rows, examples=examples, expected=expected, row=rows[0] if rows else None, value=examples[0] if examples else None)

@@ -72,7 +72,7 @@ def _keep(scores:dict, sds:dict, n_folds:int, greater:bool, top_k:int, noise:flo
 # %% ../nbs/31_screening.ipynb #379afd33
 def screen(candidates:dict|list, # `{name: Candidate}` (e.g. from `zoo`) or a list of `Candidate`s
            df:pd.DataFrame, # training table: the schema's features and its target
-           schema, # `data.Schema` of `df` (`.target`, `.task`, `.features`)
+           schema, # `schema.Schema` of `df` (`.target`, `.task`, `.features`)
            metric=None, # a metric name or `metrics.Metric`; default: the task's default metric
            budget:float|Budget|None=None, # seconds (or a `core.Budget`) for the whole screening; None: unlimited
            sample:int|None=2000, # screen on at most this many rows (stratified for classification)

@@ -323,7 +323,7 @@ class Candidate:
     "One model family of the zoo: how to build its unfitted, seeded pipeline for a schema."
     name: str # short name, the key in the zoo
     family: str # model family, e.g. 'gradient boosting'
-    flavour: str # preprocessing it needs: 'tree', 'linear' or 'nn' (see `features.make_preprocessor`)
+    flavour: str # preprocessing it needs: 'tree', 'linear' or 'nn' (see `feature_plan.make_preprocessor`)
     factory: Callable = field(repr=False) # `factory()` -> a fresh unfitted, seeded estimator
     task: TaskKind = TaskKind.BINARY # the task the estimator is built for
     description: str = '' # one line for tables
@@ -333,8 +333,8 @@ class Candidate:
         return self.factory()
 
     def make(self,
-             schema, # `data.Schema` of the training table (its task must match the candidate's)
-             preprocessor:Callable|None=None, # `(schema, flavour) -> transformer`; default `features.make_preprocessor`
+             schema, # `schema.Schema` of the training table (its task must match the candidate's)
+             preprocessor:Callable|None=None, # `(schema, flavour) -> transformer`; default `feature_plan.make_preprocessor`
             )->Pipeline:
         "Unfitted `Pipeline([('preprocess', ...), ('model', ...)])` for `schema`."
         task = getattr(schema, 'task', None)
