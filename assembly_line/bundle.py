@@ -171,7 +171,8 @@ def relocate_types(data:bytes, # a skops archive
         if isinstance(o, dict):
             mod, name = o.get('__module__'), o.get('__class__')
             if isinstance(mod, str) and isinstance(name, str) and mod.startswith('assembly_line.'):
-                o['__module__'] = homes.setdefault((mod, name), _home_of(mod, name))
+                if (mod, name) not in homes: homes[mod, name] = _home_of(mod, name)   # once per class, not per object
+                o['__module__'] = homes[mod, name]
             for v in o.values(): walk(v)
         elif isinstance(o, list):
             for v in o: walk(v)
